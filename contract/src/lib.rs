@@ -1,0 +1,1 @@
+//! The Eye's wire contract (placeholder, being written).

@@ -1,0 +1,1 @@
+//! ClickHouse client construction (placeholder).

@@ -1,0 +1,2 @@
+//! Shared service plumbing (placeholder, being written).
+pub mod clickhouse;
