@@ -1,1 +1,5 @@
-fn main() {}
+//! `eye-consumer`: see the `consumer` library.
+
+fn main() -> std::process::ExitCode {
+    eye_server_kit::service::main(consumer::BINARY, consumer::ABOUT, consumer::run)
+}

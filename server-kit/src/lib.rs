@@ -1,2 +1,19 @@
-//! Shared service plumbing (placeholder, being written).
+//! What every Eye service shares, so the three binaries stay thin.
+//!
+//! - [`args`]: command-line/environment options common to several binaries.
+//! - [`telemetry`]: structured logging through `tracing-subscriber`.
+//! - [`shutdown`]: SIGTERM/Ctrl-C turned into a cancellation token.
+//! - [`ops`]: the `/healthz`, `/readyz` and `/metrics` endpoints and readiness checks.
+//! - [`serve`]: binding a listener with a clear error and serving a router until shutdown.
+//! - [`service`]: the common `main` of the binaries.
+//! - [`probe`]: the `healthcheck` subcommand used by container health checks.
+//! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
+
+pub mod args;
 pub mod clickhouse;
+pub mod ops;
+pub mod probe;
+pub mod serve;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,97 @@
+//! The common `main` of every Eye binary: parse flags and environment, answer the
+//! `healthcheck` subcommand, install logging, bind the listen address, and run the
+//! service until SIGTERM or Ctrl-C. Binaries stay one line long; tests call each
+//! crate's `run` directly with their own listener and shutdown token.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::args::LogArgs;
+
+/// What a binary's configuration must tell the common `main`.
+pub trait ServiceConfig: Args {
+    /// The flag and environment variable of the listen address, for error messages.
+    const LISTEN_OPTION: &'static str;
+    /// The address the service's HTTP endpoints listen on.
+    fn listen(&self) -> SocketAddr;
+    /// The logging options.
+    fn log(&self) -> &LogArgs;
+}
+
+#[derive(Debug, Parser)]
+struct Cli<C: Args> {
+    #[command(flatten)]
+    config: C,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Exit 0 if the service configured by these options answers 200 on /readyz
+    /// (for container health checks; uses the listen address, 0.0.0.0 via loopback).
+    Healthcheck,
+}
+
+/// The command line of a binary with configuration `C`, as `main` parses it.
+/// Each binary's tests call `.debug_assert()` on it to catch clashing options.
+pub fn command<C: ServiceConfig>(name: &'static str, about: &'static str) -> clap::Command {
+    Cli::<C>::command()
+        .name(name)
+        .about(about)
+        .version(env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs a service binary named `name`: see the module documentation.
+pub fn main<C, F, Fut, E>(name: &'static str, about: &'static str, run: F) -> ExitCode
+where
+    C: ServiceConfig,
+    F: FnOnce(C, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    let matches = command::<C>(name, about).get_matches();
+    let cli = match Cli::<C>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("{name}: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        if let Some(Command::Healthcheck) = cli.command {
+            return crate::probe::run(cli.config.listen()).await;
+        }
+        crate::telemetry::init(cli.config.log().format);
+        let listen = cli.config.listen();
+        let listener = match crate::serve::bind(listen, C::LISTEN_OPTION).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::error!(%error, "cannot start");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(service = name, version = env!("CARGO_PKG_VERSION"), %listen, "starting");
+        let shutdown = crate::shutdown::on_signals();
+        match run(cli.config, listener, shutdown).await {
+            Ok(()) => {
+                tracing::info!(service = name, "stopped");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                tracing::error!(service = name, %error, "failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
