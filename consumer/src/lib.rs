@@ -24,6 +24,9 @@ pub const ABOUT: &str = "The Eye's consumer: validates events from NATS JetStrea
 /// Why the consumer could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
+    /// The schema directory could not be loaded.
+    #[error("cannot load the event schemas: {0}")]
+    Schemas(#[from] eye_contract::RegistryError),
     /// The NATS options are unusable.
     #[error(transparent)]
     Nats(#[from] NatsConnectError),
@@ -39,6 +42,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ConsumerError> {
+    // Bad schemas stop the start-up here, with the file named, rather than at the first event.
+    let _schemas = load_schemas(&config.schemas_dir)?;
     let nats = config.nats.connect("eye-consumer").await?;
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
     let ops = Ops::new(
@@ -47,4 +52,10 @@ pub async fn run(
     );
     serve(listener, ops.router(), shutdown, Duration::from_secs(config.shutdown_grace_secs)).await?;
     Ok(())
+}
+
+fn load_schemas(dir: &std::path::Path) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, ConsumerError> {
+    let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
+    tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
+    Ok(std::sync::Arc::new(schemas))
 }

@@ -25,6 +25,9 @@ pub const ABOUT: &str = "The Eye's ingest gateway: takes events over HTTP and ma
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// The schema directory could not be loaded.
+    #[error("cannot load the event schemas: {0}")]
+    Schemas(#[from] eye_contract::RegistryError),
     /// The NATS options are unusable.
     #[error(transparent)]
     Nats(#[from] NatsConnectError),
@@ -39,6 +42,8 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
+    // Bad schemas stop the start-up here, with the file named, rather than at the first event.
+    let _schemas = load_schemas(&config.schemas_dir)?;
     let nats = config.nats.connect("eye-gateway").await?;
     let ops = Ops::new(ops::registry("eye_gateway"), vec![Box::new(NatsReady(nats.clone()))]);
     let router = ops.router();
@@ -51,4 +56,10 @@ pub async fn run(
         Err(_) => tracing::warn!("NATS flush on shutdown timed out"),
     }
     Ok(())
+}
+
+fn load_schemas(dir: &std::path::Path) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, GatewayError> {
+    let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
+    tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
+    Ok(std::sync::Arc::new(schemas))
 }
