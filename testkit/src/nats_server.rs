@@ -1,0 +1,205 @@
+//! A throwaway `nats-server` with JetStream.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::binary::NATS_SERVER;
+use crate::ports::free_ports;
+use crate::probe;
+use crate::process::ServerProcess;
+use crate::HarnessError;
+
+/// Deadline for a start (or restart) to be ready; typical is a few ms.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// Starts on fresh ports after losing a port race.
+const PORT_ATTEMPTS: usize = 5;
+/// How long [`NatsServer::stop`] waits for a clean exit before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// A `nats-server -js` on 127.0.0.1, with its own JetStream store in a
+/// temporary directory. Killed, and its directory removed, when dropped.
+///
+/// Fault tests can [`kill`](NatsServer::kill) it (SIGKILL, like a crash) or
+/// [`stop`](NatsServer::stop) it (SIGTERM), and
+/// [`start_again`](NatsServer::start_again) on the same port with the same
+/// store, so clients reconnect to the same URL and find their streams.
+#[derive(Debug)]
+pub struct NatsServer {
+    process: ServerProcess,
+    port: u16,
+    monitor_port: u16,
+    name: String,
+    store_dir: PathBuf,
+    started_in: Duration,
+    // Last: removed after the process is killed (fields drop in order).
+    _dir: TempDir,
+}
+
+impl NatsServer {
+    /// Starts a server on free loopback ports and waits until it is ready:
+    /// it accepts a client connection, reports JetStream enabled, and its
+    /// `/healthz?js-enabled-only=true` answers 200.
+    ///
+    /// Blocks the calling thread (typically for a few milliseconds).
+    pub fn start() -> Result<NatsServer, HarnessError> {
+        static STARTED: AtomicU32 = AtomicU32::new(0);
+        let binary = NATS_SERVER.locate()?;
+        let (mut dir, path) = crate::workdir::server_dir("nats")?;
+        let store_dir = path.join("jetstream");
+        // A name unique to this instance: the readiness check compares it with
+        // the server's INFO, so a stranger that grabbed the port is not
+        // mistaken for ours.
+        let name = format!(
+            "eye-testkit-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut process = ServerProcess::new(
+            "nats-server",
+            binary,
+            Vec::new(),
+            path.join("nats-server.log"),
+            Vec::new(),
+        );
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let [port, monitor_port] = free_ports::<2>()?;
+            process.set_args(args(port, monitor_port, &name, &store_dir));
+            process.clear_logs();
+            let mut server = NatsServer {
+                process,
+                port,
+                monitor_port,
+                name: name.clone(),
+                store_dir: store_dir.clone(),
+                started_in: Duration::ZERO,
+                _dir: dir,
+            };
+            match server.launch() {
+                Ok(()) => return Ok(server),
+                Err(error) if error.is_address_in_use() && attempt < PORT_ATTEMPTS => {
+                    tracing::debug!("nats-server lost a port race, retrying: {error}");
+                    // Take the parts back for the next attempt.
+                    let NatsServer {
+                        process: p,
+                        _dir: d,
+                        ..
+                    } = server;
+                    (process, dir) = (p, d);
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn launch(&mut self) -> Result<(), HarnessError> {
+        self.process.spawn()?;
+        let (port, monitor_port) = (self.port, self.monitor_port);
+        let expected_name = format!("\"server_name\":\"{}\"", self.name);
+        self.started_in = self.process.wait_ready(START_TIMEOUT, || {
+            let info = probe::nats_info(port)?;
+            if !info.contains(&expected_name) {
+                return Err(format!("port {port} is answered by another server: {info}"));
+            }
+            if !info.contains("\"jetstream\":true") {
+                return Err(format!("JetStream not enabled yet: {info}"));
+            }
+            match probe::http(monitor_port, "GET", "/healthz?js-enabled-only=true", "")? {
+                (200, _) => Ok(()),
+                (status, body) => Err(format!("/healthz answered {status}: {body}")),
+            }
+        })?;
+        Ok(())
+    }
+
+    /// `nats://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// The client port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `http://127.0.0.1:PORT` of the monitoring endpoints (`/healthz`,
+    /// `/jsz`, `/varz`, ...).
+    pub fn monitoring_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.monitor_port)
+    }
+
+    /// The JetStream store directory (`-sd`), kept across restarts.
+    pub fn store_dir(&self) -> &Path {
+        &self.store_dir
+    }
+
+    /// The process id, until [`kill`](Self::kill) or [`stop`](Self::stop).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.pid()
+    }
+
+    /// How long the last start (or restart) took to be ready.
+    pub fn started_in(&self) -> Duration {
+        self.started_in
+    }
+
+    /// Connects a client.
+    ///
+    /// # Panics
+    /// If the connection fails (the server is meant to be up).
+    pub async fn connect(&self) -> async_nats::Client {
+        match async_nats::connect(self.url()).await {
+            Ok(client) => client,
+            Err(error) => panic!(
+                "connecting to {}: {error}\n{}",
+                self.url(),
+                self.process.log_tail()
+            ),
+        }
+    }
+
+    /// SIGKILL, like a crash: JetStream recovers from its store on restart.
+    pub fn kill(&mut self) -> Result<(), HarnessError> {
+        self.process.kill()
+    }
+
+    /// SIGTERM and wait for a clean shutdown (SIGKILL after 10 s).
+    pub fn stop(&mut self) -> Result<(), HarnessError> {
+        self.process.stop(STOP_GRACE)
+    }
+
+    /// Starts the server again after [`kill`](Self::kill) or
+    /// [`stop`](Self::stop): same port, same store, same URL. Returns how
+    /// long it took to be ready.
+    pub fn start_again(&mut self) -> Result<Duration, HarnessError> {
+        self.launch()?;
+        Ok(self.started_in)
+    }
+
+    /// The command line and the end of the server's log, for assertion
+    /// messages.
+    pub fn log_tail(&self) -> String {
+        self.process.log_tail()
+    }
+}
+
+fn args(port: u16, monitor_port: u16, name: &str, store_dir: &Path) -> Vec<String> {
+    vec![
+        "-js".to_owned(),
+        "-a".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        // The monitoring listener binds the `-a` address too.
+        "-m".to_owned(),
+        monitor_port.to_string(),
+        "-sd".to_owned(),
+        store_dir.display().to_string(),
+        "-n".to_owned(),
+        name.to_owned(),
+    ]
+}
