@@ -16,7 +16,7 @@
 //!   [`unique_name`]d streams, consumers and databases. A test that kills or
 //!   restarts a server starts its own.
 //!
-//! Module map: [`NatsServer`] (`nats_server.rs`), [`ClickHouseServer`]
+//! Module map: [`service`] (running our own services in a test), [`NatsServer`] (`nats_server.rs`), [`ClickHouseServer`]
 //! (`clickhouse_server.rs`, configured from `deploy/clickhouse/*.xml`), the
 //! process plumbing (`process.rs`), temporary directories (`workdir.rs`),
 //! ports (`ports.rs`), binaries (`binary.rs`), readiness probes (`probe.rs`).
@@ -37,6 +37,7 @@ mod nats_server;
 mod ports;
 mod probe;
 mod process;
+pub mod service;
 mod workdir;
 
 use std::collections::hash_map::RandomState;
@@ -49,6 +50,11 @@ pub use clickhouse_server::ClickHouseServer;
 pub use error::HarnessError;
 pub use nats_server::NatsServer;
 pub use ports::closed_port;
+
+/// The repository's `schemas/` directory, for services started by tests.
+pub fn schemas_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas")
+}
 
 /// The `nats-server` shared by the tests of this test binary, started on
 /// first use. It lives until the process exits (then the kernel kills it).

@@ -1,0 +1,61 @@
+//! The consumer's operations endpoints against real NATS and ClickHouse servers.
+
+use std::time::Duration;
+
+use consumer::Config;
+use eye_testkit::service::{parse_config, RunningService};
+
+#[tokio::test]
+async fn ready_when_nats_and_clickhouse_answer() {
+    let nats = eye_testkit::shared_nats();
+    let clickhouse = eye_testkit::shared_clickhouse();
+    let schemas = eye_testkit::schemas_dir();
+    let config: Config = parse_config(&[
+        "--schemas-dir",
+        schemas.to_str().unwrap(),
+        "--nats-url",
+        &nats.url(),
+        "--clickhouse-url",
+        &clickhouse.http_url(),
+        "--clickhouse-database",
+        "default",
+    ]);
+    let consumer = RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
+
+    consumer.wait_for_status("/readyz", 200, Duration::from_secs(10)).await;
+    let metrics = reqwest::get(consumer.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("eye_consumer_build_info"), "metrics: {metrics}");
+
+    consumer.stop(Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
+async fn not_ready_names_clickhouse_when_it_is_unreachable() {
+    let nats = eye_testkit::shared_nats();
+    let closed = eye_testkit::closed_port();
+    let schemas = eye_testkit::schemas_dir();
+    let config: Config = parse_config(&[
+        "--schemas-dir",
+        schemas.to_str().unwrap(),
+        "--nats-url",
+        &nats.url(),
+        "--clickhouse-url",
+        &format!("http://127.0.0.1:{closed}"),
+    ]);
+    let consumer = RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
+
+    consumer.wait_for_status("/healthz", 200, Duration::from_secs(5)).await;
+    let response = reqwest::get(consumer.url("/readyz")).await.unwrap();
+    assert_eq!(response.status().as_u16(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    let failing: Vec<&str> = body["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|check| check["ok"] == false)
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, ["clickhouse"]);
+
+    consumer.stop(Duration::from_secs(5)).await;
+}
