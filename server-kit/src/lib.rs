@@ -7,10 +7,12 @@
 //! - [`serve`]: binding a listener with a clear error and serving a router until shutdown.
 //! - [`service`]: the common `main` of the binaries.
 //! - [`probe`]: the `healthcheck` subcommand used by container health checks.
+//! - [`jetstream`]: the streams and their settings, created idempotently.
 //! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
 
 pub mod args;
 pub mod clickhouse;
+pub mod jetstream;
 pub mod ops;
 pub mod probe;
 pub mod serve;
