@@ -15,6 +15,8 @@
 //!   one `EventError` out; the order of the rules is documented there.
 //! - [`event_id`] — [`derive_event_id`] (content-derived idempotency key) and
 //!   [`dedup_id`] (the JetStream `Nats-Msg-Id`).
+//! - [`reject`] — [`Reject`]: the record of a rejected event, shared by the
+//!   gateway's rejects subject and the consumer's `event_errors`.
 //! - [`schema`] — [`SchemaRegistry`]: the categories and their compiled JSON
 //!   Schemas, loaded from `schemas/`.
 //! - [`subject`] — stream and subject names, the collision-free category →
@@ -29,6 +31,7 @@ pub mod error;
 pub mod event;
 pub mod event_id;
 pub mod headers;
+pub mod reject;
 pub mod schema;
 pub mod subject;
 pub mod time_rules;
@@ -38,6 +41,7 @@ pub mod validator;
 pub use error::{ErrorCode, EventError};
 pub use event::Event;
 pub use event_id::{dedup_id, derive_event_id};
+pub use reject::{Reject, RejectSource};
 pub use schema::{RegistryError, SchemaRegistry};
 pub use subject::{
     category_to_token, events_subject, parse_events_subject, token_to_category, validate_client_id,
