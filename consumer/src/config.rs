@@ -44,6 +44,7 @@ impl ServiceConfig for Config {
 mod tests {
     #[test]
     fn command_line_is_well_formed() {
-        eye_server_kit::service::command::<super::Config>(crate::BINARY, crate::ABOUT).debug_assert();
+        eye_server_kit::service::command::<super::Config>(crate::BINARY, crate::ABOUT)
+            .debug_assert();
     }
 }

@@ -19,7 +19,8 @@ pub use config::Config;
 /// The binary's name.
 pub const BINARY: &str = "eye-consumer";
 /// What `eye-consumer --help` says the binary is.
-pub const ABOUT: &str = "The Eye's consumer: validates events from NATS JetStream and stores them in ClickHouse.";
+pub const ABOUT: &str =
+    "The Eye's consumer: validates events from NATS JetStream and stores them in ClickHouse.";
 
 /// Why the consumer could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -48,13 +49,24 @@ pub async fn run(
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
     let ops = Ops::new(
         ops::registry("eye_consumer"),
-        vec![Box::new(NatsReady(nats)), Box::new(ClickHouseReady(clickhouse))],
+        vec![
+            Box::new(NatsReady(nats)),
+            Box::new(ClickHouseReady(clickhouse)),
+        ],
     );
-    serve(listener, ops.router(), shutdown, Duration::from_secs(config.shutdown_grace_secs)).await?;
+    serve(
+        listener,
+        ops.router(),
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
     Ok(())
 }
 
-fn load_schemas(dir: &std::path::Path) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, ConsumerError> {
+fn load_schemas(
+    dir: &std::path::Path,
+) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, ConsumerError> {
     let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
     tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
     Ok(std::sync::Arc::new(schemas))

@@ -20,11 +20,22 @@ async fn ready_when_nats_and_clickhouse_answer() {
         "--clickhouse-database",
         "default",
     ]);
-    let consumer = RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
+    let consumer =
+        RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
 
-    consumer.wait_for_status("/readyz", 200, Duration::from_secs(10)).await;
-    let metrics = reqwest::get(consumer.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("eye_consumer_build_info"), "metrics: {metrics}");
+    consumer
+        .wait_for_status("/readyz", 200, Duration::from_secs(10))
+        .await;
+    let metrics = reqwest::get(consumer.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("eye_consumer_build_info"),
+        "metrics: {metrics}"
+    );
 
     consumer.stop(Duration::from_secs(5)).await;
 }
@@ -42,9 +53,12 @@ async fn not_ready_names_clickhouse_when_it_is_unreachable() {
         "--clickhouse-url",
         &format!("http://127.0.0.1:{closed}"),
     ]);
-    let consumer = RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
+    let consumer =
+        RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
 
-    consumer.wait_for_status("/healthz", 200, Duration::from_secs(5)).await;
+    consumer
+        .wait_for_status("/healthz", 200, Duration::from_secs(5))
+        .await;
     let response = reqwest::get(consumer.url("/readyz")).await.unwrap();
     assert_eq!(response.status().as_u16(), 503);
     let body: serde_json::Value = response.json().await.unwrap();

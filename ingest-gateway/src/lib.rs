@@ -20,7 +20,8 @@ pub use config::Config;
 /// The binary's name.
 pub const BINARY: &str = "eye-gateway";
 /// What `eye-gateway --help` says the binary is.
-pub const ABOUT: &str = "The Eye's ingest gateway: takes events over HTTP and makes them durable in NATS JetStream.";
+pub const ABOUT: &str =
+    "The Eye's ingest gateway: takes events over HTTP and makes them durable in NATS JetStream.";
 
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +46,18 @@ pub async fn run(
     // Bad schemas stop the start-up here, with the file named, rather than at the first event.
     let _schemas = load_schemas(&config.schemas_dir)?;
     let nats = config.nats.connect("eye-gateway").await?;
-    let ops = Ops::new(ops::registry("eye_gateway"), vec![Box::new(NatsReady(nats.clone()))]);
+    let ops = Ops::new(
+        ops::registry("eye_gateway"),
+        vec![Box::new(NatsReady(nats.clone()))],
+    );
     let router = ops.router();
-    serve(listener, router, shutdown, Duration::from_secs(config.shutdown_grace_secs)).await?;
+    serve(
+        listener,
+        router,
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
     // Messages still buffered in the client go out before we exit, unless NATS is
     // unreachable: then there is nothing to wait for.
     match tokio::time::timeout(Duration::from_secs(2), nats.flush()).await {
@@ -58,7 +68,9 @@ pub async fn run(
     Ok(())
 }
 
-fn load_schemas(dir: &std::path::Path) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, GatewayError> {
+fn load_schemas(
+    dir: &std::path::Path,
+) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, GatewayError> {
     let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
     tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
     Ok(std::sync::Arc::new(schemas))

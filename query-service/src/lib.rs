@@ -18,7 +18,8 @@ pub use config::Config;
 /// The binary's name.
 pub const BINARY: &str = "eye-query";
 /// What `eye-query --help` says the binary is.
-pub const ABOUT: &str = "The Eye's query service: reads sessions, events and rejects from ClickHouse.";
+pub const ABOUT: &str =
+    "The Eye's query service: reads sessions, events and rejects from ClickHouse.";
 
 /// Why the query service stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +36,16 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), QueryError> {
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
-    let ops = Ops::new(ops::registry("eye_query"), vec![Box::new(ClickHouseReady(clickhouse))]);
-    serve(listener, ops.router(), shutdown, Duration::from_secs(config.shutdown_grace_secs)).await?;
+    let ops = Ops::new(
+        ops::registry("eye_query"),
+        vec![Box::new(ClickHouseReady(clickhouse))],
+    );
+    serve(
+        listener,
+        ops.router(),
+        shutdown,
+        Duration::from_secs(config.shutdown_grace_secs),
+    )
+    .await?;
     Ok(())
 }

@@ -8,16 +8,35 @@ use query_service::Config;
 #[tokio::test]
 async fn ready_when_clickhouse_answers_and_not_when_it_does_not() {
     let clickhouse = eye_testkit::shared_clickhouse();
-    let config: Config = parse_config(&["--clickhouse-url", &clickhouse.http_url(), "--clickhouse-database", "default"]);
-    let query = RunningService::start(|listener, shutdown| query_service::run(config, listener, shutdown)).await;
-    query.wait_for_status("/readyz", 200, Duration::from_secs(10)).await;
-    let metrics = reqwest::get(query.url("/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("eye_query_build_info"), "metrics: {metrics}");
+    let config: Config = parse_config(&[
+        "--clickhouse-url",
+        &clickhouse.http_url(),
+        "--clickhouse-database",
+        "default",
+    ]);
+    let query =
+        RunningService::start(|listener, shutdown| query_service::run(config, listener, shutdown))
+            .await;
+    query
+        .wait_for_status("/readyz", 200, Duration::from_secs(10))
+        .await;
+    let metrics = reqwest::get(query.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("eye_query_build_info"),
+        "metrics: {metrics}"
+    );
     query.stop(Duration::from_secs(5)).await;
 
     let closed = eye_testkit::closed_port();
     let config: Config = parse_config(&["--clickhouse-url", &format!("http://127.0.0.1:{closed}")]);
-    let query = RunningService::start(|listener, shutdown| query_service::run(config, listener, shutdown)).await;
+    let query =
+        RunningService::start(|listener, shutdown| query_service::run(config, listener, shutdown))
+            .await;
     let response = reqwest::get(query.url("/readyz")).await.unwrap();
     assert_eq!(response.status().as_u16(), 503);
     query.stop(Duration::from_secs(5)).await;

@@ -11,7 +11,14 @@ use crate::telemetry::LogFormat;
 #[derive(Debug, Clone, clap::Args)]
 pub struct LogArgs {
     /// Log line format. The level filter comes from RUST_LOG (default `info`).
-    #[arg(id = "log_format", value_name = "FORMAT", long = "log-format", env = "EYE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        id = "log_format",
+        value_name = "FORMAT",
+        long = "log-format",
+        env = "EYE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub format: LogFormat,
 }
 
@@ -19,7 +26,13 @@ pub struct LogArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated for a cluster.
-    #[arg(id = "nats_url", value_name = "URL", long = "nats-url", env = "EYE_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        id = "nats_url",
+        value_name = "URL",
+        long = "nats-url",
+        env = "EYE_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub url: String,
 }
 
@@ -37,7 +50,11 @@ pub struct NatsConnectError {
 impl NatsArgs {
     /// The configured server URLs, one per comma-separated entry.
     pub fn servers(&self) -> Vec<&str> {
-        self.url.split(',').map(str::trim).filter(|url| !url.is_empty()).collect()
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
     }
 
     /// Connects to NATS as client `name`. The connection is made in the background and
@@ -60,13 +77,31 @@ impl NatsArgs {
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClickHouseArgs {
     /// ClickHouse HTTP interface URL.
-    #[arg(id = "clickhouse_url", value_name = "URL", long = "clickhouse-url", env = "EYE_CLICKHOUSE_URL", default_value = "http://127.0.0.1:8123")]
+    #[arg(
+        id = "clickhouse_url",
+        value_name = "URL",
+        long = "clickhouse-url",
+        env = "EYE_CLICKHOUSE_URL",
+        default_value = "http://127.0.0.1:8123"
+    )]
     pub url: String,
     /// Database holding the Eye's tables.
-    #[arg(id = "clickhouse_database", value_name = "NAME", long = "clickhouse-database", env = "EYE_CLICKHOUSE_DATABASE", default_value = "eye")]
+    #[arg(
+        id = "clickhouse_database",
+        value_name = "NAME",
+        long = "clickhouse-database",
+        env = "EYE_CLICKHOUSE_DATABASE",
+        default_value = "eye"
+    )]
     pub database: String,
     /// ClickHouse user.
-    #[arg(id = "clickhouse_user", value_name = "USER", long = "clickhouse-user", env = "EYE_CLICKHOUSE_USER", default_value = "default")]
+    #[arg(
+        id = "clickhouse_user",
+        value_name = "USER",
+        long = "clickhouse-user",
+        env = "EYE_CLICKHOUSE_USER",
+        default_value = "default"
+    )]
     pub user: String,
     /// ClickHouse password (prefer the environment variable: flags show up in `ps`).
     #[arg(
@@ -106,7 +141,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_nats_url_is_an_error_naming_it() {
-        let args = NatsArgs { url: "nats://[::1".into() };
+        let args = NatsArgs {
+            url: "nats://[::1".into(),
+        };
         let error = args.connect("test").await.unwrap_err();
         assert!(error.to_string().contains("nats://[::1"), "{error}");
     }

@@ -31,7 +31,12 @@ pub struct StreamArgs {
     #[arg(long = "stream-duplicate-window", env = "EYE_STREAM_DUPLICATE_WINDOW", default_value = "2m", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub duplicate_window: Duration,
     /// Stream replicas (3 on a NATS cluster, 1 on a single server).
-    #[arg(long = "stream-replicas", env = "EYE_STREAM_REPLICAS", default_value_t = 1, value_name = "N")]
+    #[arg(
+        long = "stream-replicas",
+        env = "EYE_STREAM_REPLICAS",
+        default_value_t = 1,
+        value_name = "N"
+    )]
     pub replicas: usize,
 }
 
@@ -91,7 +96,10 @@ pub struct StreamError {
 
 /// Creates the streams, or updates them to `args` when they exist: safe to call from
 /// every instance at every start.
-pub async fn create_or_update_streams(js: &jetstream::Context, args: &StreamArgs) -> Result<(), StreamError> {
+pub async fn create_or_update_streams(
+    js: &jetstream::Context,
+    args: &StreamArgs,
+) -> Result<(), StreamError> {
     for config in args.all_configs() {
         let stream = config.name.clone();
         js.create_or_update_stream(config)

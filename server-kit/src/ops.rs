@@ -216,6 +216,10 @@ mod tests {
         let ops = Ops::new(Registry::default(), vec![Box::new(Hangs)]);
         let readiness = ops.readiness().await;
         assert!(!readiness.ready);
-        assert!(readiness.checks[0].error.as_deref().unwrap_or("").contains("no answer"));
+        assert!(readiness.checks[0]
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no answer"));
     }
 }

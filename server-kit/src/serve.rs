@@ -1,8 +1,8 @@
 //! Binding and serving HTTP. A taken port is reported with the address and the option
 //! that set it, and serving stops gracefully when the shutdown token is cancelled.
 
-use std::net::SocketAddr;
 use std::future::IntoFuture;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -31,7 +31,11 @@ pub enum ServeError {
 pub async fn bind(addr: SocketAddr, option: &'static str) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
-        .map_err(|source| ServeError::Bind { addr, option, source })
+        .map_err(|source| ServeError::Bind {
+            addr,
+            option,
+            source,
+        })
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then lets requests in
@@ -43,8 +47,11 @@ pub async fn serve(
     grace: Duration,
 ) -> Result<(), ServeError> {
     let stopping = shutdown.clone();
-    let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stopping.cancelled().await });
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { stopping.cancelled().await });
     let mut server = std::pin::pin!(server.into_future());
     tokio::select! {
         result = &mut server => return result.map_err(ServeError::Serve),
@@ -53,7 +60,10 @@ pub async fn serve(
     match tokio::time::timeout(grace, server).await {
         Ok(result) => result.map_err(ServeError::Serve),
         Err(_) => {
-            tracing::warn!(grace_secs = grace.as_secs_f64(), "requests still in flight after the grace period; closing them");
+            tracing::warn!(
+                grace_secs = grace.as_secs_f64(),
+                "requests still in flight after the grace period; closing them"
+            );
             Ok(())
         }
     }

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use eye_server_kit::jetstream::{create_or_update_streams, StreamArgs, DEADLETTER_STREAM, REJECTS_STREAM};
+use eye_server_kit::jetstream::{
+    create_or_update_streams, StreamArgs, DEADLETTER_STREAM, REJECTS_STREAM,
+};
 
 fn args(max_bytes: i64) -> StreamArgs {
     StreamArgs {
@@ -19,11 +21,30 @@ async fn streams_are_created_updated_and_refuse_publishers_when_full() {
     let nats = eye_testkit::NatsServer::start().expect("start nats-server");
     let js = async_nats::jetstream::new(nats.connect().await);
 
-    create_or_update_streams(&js, &args(64 * 1024 * 1024)).await.unwrap();
-    create_or_update_streams(&js, &args(64 * 1024 * 1024)).await.unwrap();
-    for name in [eye_contract::EVENTS_STREAM, REJECTS_STREAM, DEADLETTER_STREAM] {
-        let info = js.get_stream(name).await.unwrap().info().await.unwrap().clone();
-        assert_eq!(info.config.duplicate_window, Duration::from_secs(120), "{name}");
+    create_or_update_streams(&js, &args(64 * 1024 * 1024))
+        .await
+        .unwrap();
+    create_or_update_streams(&js, &args(64 * 1024 * 1024))
+        .await
+        .unwrap();
+    for name in [
+        eye_contract::EVENTS_STREAM,
+        REJECTS_STREAM,
+        DEADLETTER_STREAM,
+    ] {
+        let info = js
+            .get_stream(name)
+            .await
+            .unwrap()
+            .info()
+            .await
+            .unwrap()
+            .clone();
+        assert_eq!(
+            info.config.duplicate_window,
+            Duration::from_secs(120),
+            "{name}"
+        );
     }
 
     // Shrink the events stream to almost nothing: it must refuse new messages
@@ -34,7 +55,12 @@ async fn streams_are_created_updated_and_refuse_publishers_when_full() {
     let mut refused = false;
     for i in 0..100 {
         let body = format!("{{\"n\": {i}, \"pad\": \"{}\"}}", "x".repeat(200));
-        match js.publish(subject.clone(), body.into()).await.unwrap().await {
+        match js
+            .publish(subject.clone(), body.into())
+            .await
+            .unwrap()
+            .await
+        {
             Ok(_) => stored += 1,
             Err(_) => {
                 refused = true;

@@ -27,10 +27,16 @@ impl<E: std::fmt::Display + Send + 'static> RunningService<E> {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a free loopback port");
-        let addr = listener.local_addr().expect("local address of the listener");
+        let addr = listener
+            .local_addr()
+            .expect("local address of the listener");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(run(listener, shutdown.clone()));
-        RunningService { addr, shutdown, task }
+        RunningService {
+            addr,
+            shutdown,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT` followed by `path`.
@@ -47,7 +53,11 @@ impl<E: std::fmt::Display + Send + 'static> RunningService<E> {
             match client.get(self.url(path)).send().await {
                 Ok(response) if response.status().as_u16() == status => return,
                 Ok(response) => {
-                    last = format!("{}: {}", response.status(), response.text().await.unwrap_or_default())
+                    last = format!(
+                        "{}: {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    )
                 }
                 Err(error) => last = error.to_string(),
             }
