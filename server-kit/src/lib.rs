@@ -9,9 +9,11 @@
 //! - [`probe`]: the `healthcheck` subcommand used by container health checks.
 //! - [`jetstream`]: the streams and their settings, created idempotently.
 //! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
+//! - [`clients`]: the client registry (write keys, HMAC secrets, read tokens).
 
 pub mod args;
 pub mod clickhouse;
+pub mod clients;
 pub mod jetstream;
 pub mod ops;
 pub mod probe;
