@@ -89,6 +89,50 @@ impl std::fmt::Display for ErrorCode {
     }
 }
 
+/// Why a *valid* event was not stored: the broker did not take it. Not an
+/// [`ErrorCode`] on purpose — it is no verdict on the event, it is never
+/// recorded in `event_errors`, and resending the same event is safe (the
+/// JetStream duplicate window and the derived event id make a resend
+/// idempotent). Clients branch on it to retry, so codes are only ever added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryCode {
+    /// JetStream did not acknowledge the event within the publish timeout.
+    PublishTimeout,
+    /// The broker is unreachable or has no stream for the event's subject.
+    BrokerUnavailable,
+    /// The stream is full and refuses new events until space is freed.
+    StreamFull,
+    /// The gateway has too many publishes in flight; it pushes back instead of queueing.
+    Overloaded,
+}
+
+impl RetryCode {
+    /// Every code, in declaration order; handy for pre-registering metric labels.
+    pub const ALL: [RetryCode; 4] = [
+        RetryCode::PublishTimeout,
+        RetryCode::BrokerUnavailable,
+        RetryCode::StreamFull,
+        RetryCode::Overloaded,
+    ];
+
+    /// The snake_case wire spelling of the code, identical to its serde form.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RetryCode::PublishTimeout => "publish_timeout",
+            RetryCode::BrokerUnavailable => "broker_unavailable",
+            RetryCode::StreamFull => "stream_full",
+            RetryCode::Overloaded => "overloaded",
+        }
+    }
+}
+
+impl std::fmt::Display for RetryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One rejected event: what rule failed, a message for humans and where.
 ///
 /// `pointer` is an RFC 6901 JSON pointer into the submitted event
@@ -141,6 +185,15 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", code.as_str()));
             let back: ErrorCode = serde_json::from_str(&json).expect("deserialize");
             assert_eq!(back, code);
+        }
+    }
+
+    #[test]
+    fn retry_codes_as_str_matches_serde_and_never_clashes_with_error_codes() {
+        for code in RetryCode::ALL {
+            let json = serde_json::to_string(&code).expect("serialize");
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert!(ErrorCode::ALL.iter().all(|e| e.as_str() != code.as_str()));
         }
     }
 

@@ -4,7 +4,8 @@
 //! # Map of the modules
 //!
 //! - [`error`] — [`ErrorCode`] and [`EventError`]: why an event was
-//!   rejected, with a JSON pointer to the culprit.
+//!   rejected, with a JSON pointer to the culprit; [`RetryCode`]: why a valid
+//!   event was not stored (retry it).
 //! - [`timestamp`] — [`Timestamp`] (UTC microseconds), the wire timestamp
 //!   parser and the RFC 3339 printer.
 //! - [`time_rules`] — [`TimeRules`]: clock skew, the 1970 floor, optional
@@ -38,7 +39,7 @@ pub mod time_rules;
 pub mod timestamp;
 pub mod validator;
 
-pub use error::{ErrorCode, EventError};
+pub use error::{ErrorCode, EventError, RetryCode};
 pub use event::Event;
 pub use event_id::{dedup_id, derive_event_id};
 pub use reject::{Reject, RejectSource};

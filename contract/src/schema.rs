@@ -225,6 +225,24 @@ impl SchemaRegistry {
         self.categories.get(category).map(|c| &c.schema)
     }
 
+    /// The event names `category` allows, when its schema lists them: the
+    /// strings of `properties.name.enum`, or `properties.name.const`. `None`
+    /// when the category is unknown or its schema leaves `name` open (any
+    /// non-empty string, e.g. an application's name).
+    pub fn event_names(&self, category: &str) -> Option<Vec<&str>> {
+        let name = self.schema(category)?.get("properties")?.get("name")?;
+        if let Some(Value::String(only)) = name.get("const") {
+            return Some(vec![only.as_str()]);
+        }
+        let names: Vec<&str> = name
+            .get("enum")?
+            .as_array()?
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        Some(names)
+    }
+
     /// Validates a whole event object against the schema of `category`:
     /// `unknown_category` at `/category` if there is none, else the first
     /// violation as `schema_violation` with a pointer into the event.
@@ -426,6 +444,36 @@ mod tests {
         assert_eq!(r.len(), 2);
         assert!(r.schema("party").is_some());
         assert!(format!("{r:?}").contains("b.json"));
+    }
+
+    #[test]
+    fn event_names_come_from_the_name_enum_or_const() {
+        let r = SchemaRegistry::from_schemas([
+            (
+                "a.json",
+                schema(
+                    "a",
+                    json!({"properties": {"name": {"enum": ["x", "y", 3]}}}),
+                ),
+            ),
+            (
+                "b.json",
+                schema("b", json!({"properties": {"name": {"const": "only"}}})),
+            ),
+            (
+                "c.json",
+                schema("c", json!({"properties": {"name": {"type": "string"}}})),
+            ),
+        ])
+        .expect("registry");
+        assert_eq!(r.event_names("a"), Some(vec!["x", "y"]));
+        assert_eq!(r.event_names("b"), Some(vec!["only"]));
+        assert_eq!(r.event_names("c"), None);
+        assert_eq!(r.event_names("nope"), None);
+        assert_eq!(
+            registry().event_names("page interaction"),
+            Some(vec!["pageview"])
+        );
     }
 
     #[test]
