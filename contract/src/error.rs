@@ -41,11 +41,18 @@ pub enum ErrorCode {
     EventTooLarge,
     /// The event nests objects/arrays deeper than the configured maximum.
     TooDeep,
+    /// A message published straight to NATS whose subject does not name a
+    /// valid client and category (`eye.events.<client>.<category-token>`), or
+    /// names another category than the event's. Only the consumer gives it.
+    InvalidSubject,
+    /// ClickHouse refused to store the event on every delivery (`MaxDeliver`);
+    /// the message was parked on the dead-letter subject. Only the consumer gives it.
+    StorageFailed,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order; handy for pre-registering metric labels.
-    pub const ALL: [ErrorCode; 14] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -60,6 +67,8 @@ impl ErrorCode {
         ErrorCode::SchemaViolation,
         ErrorCode::EventTooLarge,
         ErrorCode::TooDeep,
+        ErrorCode::InvalidSubject,
+        ErrorCode::StorageFailed,
     ];
 
     /// The snake_case wire spelling of the code, identical to its serde form.
@@ -79,6 +88,8 @@ impl ErrorCode {
             ErrorCode::SchemaViolation => "schema_violation",
             ErrorCode::EventTooLarge => "event_too_large",
             ErrorCode::TooDeep => "too_deep",
+            ErrorCode::InvalidSubject => "invalid_subject",
+            ErrorCode::StorageFailed => "storage_failed",
         }
     }
 }
