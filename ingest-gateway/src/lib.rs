@@ -2,20 +2,50 @@
 //! the wire contract and its category schema, and publishes accepted events to NATS
 //! JetStream before answering.
 //!
-//! - [`config`]: flags and environment variables.
+//! # Map of the modules
+//!
+//! - [`config`]: flags and environment variables, with their defaults.
+//! - [`routes`]: the HTTP API (`/v1/events`, `/v1/validate`, `/v1/schemas`) and its state.
+//! - [`auth`]: the [`auth::Sender`] extractor (write keys from the client registry).
+//! - [`body`]: content types, gzip, size limits, splitting a body into events.
+//! - [`check`]: one verdict per event, by the contract's validator, plus reject records.
+//! - [`publish`]: pipelined JetStream publishing of events; rejects on the side.
+//! - [`response`]: the per-event answer and its HTTP status.
+//! - [`problem`]: whole-request failures as problem+json.
+//! - [`streams`]: creating the streams in the background; the readiness check.
+//! - [`metrics`]: metric names and the metrics.
 //! - [`run`]: the service itself, used by the binary and by tests.
 
+pub mod auth;
+pub mod body;
+pub mod check;
 pub mod config;
+pub mod metrics;
+pub mod problem;
+pub mod publish;
+pub mod response;
+pub mod routes;
+pub mod streams;
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
+use eye_contract::{SchemaRegistry, Validator};
 use eye_server_kit::args::NatsConnectError;
+use eye_server_kit::clients::{ClientRegistry, ClientsError};
 use eye_server_kit::ops::{self, NatsReady, Ops};
 use eye_server_kit::serve::{serve, ServeError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+
+use crate::check::BodyLimits;
+use crate::metrics::Metrics;
+use crate::publish::{Publisher, PublisherConfig};
+use crate::routes::{AppState, StateParts};
+use crate::streams::StreamsReady;
 
 /// The binary's name.
 pub const BINARY: &str = "eye-gateway";
@@ -26,9 +56,15 @@ pub const ABOUT: &str =
 /// Why the gateway could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
+    /// A configuration value cannot work.
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
     /// The schema directory could not be loaded.
     #[error("cannot load the event schemas: {0}")]
     Schemas(#[from] eye_contract::RegistryError),
+    /// The client registry could not be loaded.
+    #[error(transparent)]
+    Clients(#[from] ClientsError),
     /// The NATS options are unusable.
     #[error(transparent)]
     Nats(#[from] NatsConnectError),
@@ -37,27 +73,70 @@ pub enum GatewayError {
     Serve(#[from] ServeError),
 }
 
-/// Runs the gateway on `listener` until `shutdown` is cancelled.
+/// Runs the gateway on `listener` until `shutdown` is cancelled: stops accepting,
+/// lets requests in flight finish, waits for pending reject publishes, then
+/// flushes NATS.
 pub async fn run(
     config: Config,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), GatewayError> {
-    // Bad schemas stop the start-up here, with the file named, rather than at the first event.
-    let _schemas = load_schemas(&config.schemas_dir)?;
-    let nats = config.nats.connect("eye-gateway").await?;
+    config.check()?;
+    // Bad schemas or clients stop the start-up here, with the file named, rather
+    // than at the first request.
+    let schemas = load_schemas(&config.schemas_dir)?;
+    let clients = ClientRegistry::load(&config.clients_file)?;
+    tracing::info!(file = %config.clients_file.display(), clients = clients.len(), "loaded the client registry");
+    let nats = config.nats.connect(BINARY).await?;
+
+    let mut registry = ops::registry("eye_gateway");
+    let metrics = Metrics::register(&mut registry);
+    let streams_ready = Arc::new(AtomicBool::new(false));
+    let publisher = Arc::new(Publisher::new(PublisherConfig {
+        nats: nats.clone(),
+        streams_ready: Arc::clone(&streams_ready),
+        max_inflight: config.publish.max_inflight_publishes,
+        timeout: config.publish.publish_timeout,
+        metrics: metrics.clone(),
+    }));
+    let setup = tokio::spawn(streams::ensure_streams(
+        publisher.jetstream().clone(),
+        config.stream.clone(),
+        Arc::clone(&streams_ready),
+        shutdown.clone(),
+    ));
+
     let ops = Ops::new(
-        ops::registry("eye_gateway"),
-        vec![Box::new(NatsReady(nats.clone()))],
+        registry,
+        vec![
+            Box::new(NatsReady(nats.clone())),
+            Box::new(StreamsReady(streams_ready)),
+        ],
     );
-    let router = ops.router();
-    serve(
+    let validator = Validator::new(schemas)
+        .with_limits(config.event_limits())
+        .with_time_rules(config.time_rules());
+    let state = AppState::new(StateParts {
+        validator,
+        clients: Arc::new(clients),
+        publisher: Arc::clone(&publisher),
+        limits: BodyLimits {
+            max_body_bytes: config.limits.max_body_bytes,
+            max_events: config.limits.max_events_per_request,
+        },
+        raw_cap: config.publish.reject_raw_cap,
+        metrics,
+    });
+    let router = routes::router(state).merge(ops.router());
+    let served = serve(
         listener,
         router,
         shutdown,
         Duration::from_secs(config.shutdown_grace_secs),
     )
-    .await?;
+    .await;
+    setup.abort();
+    publisher.drain().await;
     // Messages still buffered in the client go out before we exit, unless NATS is
     // unreachable: then there is nothing to wait for.
     match tokio::time::timeout(Duration::from_secs(2), nats.flush()).await {
@@ -65,13 +144,12 @@ pub async fn run(
         Ok(Err(error)) => tracing::warn!(%error, "could not flush NATS on shutdown"),
         Err(_) => tracing::warn!("NATS flush on shutdown timed out"),
     }
+    served?;
     Ok(())
 }
 
-fn load_schemas(
-    dir: &std::path::Path,
-) -> Result<std::sync::Arc<eye_contract::SchemaRegistry>, GatewayError> {
-    let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
+fn load_schemas(dir: &std::path::Path) -> Result<Arc<SchemaRegistry>, GatewayError> {
+    let schemas = SchemaRegistry::load_dir(dir)?;
     tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
-    Ok(std::sync::Arc::new(schemas))
+    Ok(Arc::new(schemas))
 }

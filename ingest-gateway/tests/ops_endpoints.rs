@@ -1,66 +1,50 @@
 //! The gateway's operations endpoints against a real NATS server.
 
-use std::time::Duration;
+mod common;
 
-use eye_testkit::service::{parse_config, RunningService};
-use ingest_gateway::Config;
+use std::time::Duration;
 
 #[tokio::test]
 async fn healthy_ready_with_metrics_and_stops_on_shutdown() {
-    let nats = eye_testkit::shared_nats();
-    let schemas = eye_testkit::schemas_dir();
-    let config: Config = parse_config(&[
-        "--schemas-dir",
-        schemas.to_str().unwrap(),
-        "--nats-url",
-        &nats.url(),
-    ]);
-    let gateway =
-        RunningService::start(|listener, shutdown| ingest_gateway::run(config, listener, shutdown))
-            .await;
-
-    gateway
-        .wait_for_status("/healthz", 200, Duration::from_secs(5))
-        .await;
-    gateway
-        .wait_for_status("/readyz", 200, Duration::from_secs(10))
-        .await;
-    let metrics = reqwest::get(gateway.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("eye_gateway_build_info"),
-        "metrics: {metrics}"
-    );
-
-    gateway.stop(Duration::from_secs(5)).await;
+    let gateway = common::start(&eye_testkit::shared_nats().url(), &[]).await;
+    let metrics = gateway.get("/metrics").await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    for name in [
+        "eye_gateway_build_info",
+        "eye_gateway_events_accepted_total",
+        "eye_gateway_inflight_publishes",
+        "eye_gateway_publish_duration_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing: {text}");
+    }
+    gateway.service.stop(Duration::from_secs(5)).await;
 }
 
 #[tokio::test]
 async fn alive_but_not_ready_while_nats_is_unreachable() {
     let closed = eye_testkit::closed_port();
-    let schemas = eye_testkit::schemas_dir();
-    let config: Config = parse_config(&[
-        "--schemas-dir",
-        schemas.to_str().unwrap(),
-        "--nats-url",
-        &format!("nats://127.0.0.1:{closed}"),
-    ]);
-    let gateway =
-        RunningService::start(|listener, shutdown| ingest_gateway::run(config, listener, shutdown))
-            .await;
+    let gateway = common::start_unready(&format!("nats://127.0.0.1:{closed}"), &[]).await;
+    let readyz = gateway.get("/readyz").await;
+    assert_eq!(readyz.status, 503);
+    assert_eq!(readyz.body["ready"], false);
+    assert_eq!(readyz.body["checks"][0]["name"], "nats");
+    assert_eq!(readyz.body["checks"][1]["name"], "streams");
 
-    gateway
-        .wait_for_status("/healthz", 200, Duration::from_secs(5))
+    // Events cannot be stored: a fast, retryable refusal.
+    let started = std::time::Instant::now();
+    let answer = gateway
+        .post_raw(
+            "/v1/events",
+            "application/json",
+            false,
+            common::fixture("party.json"),
+        )
         .await;
-    let response = reqwest::get(gateway.url("/readyz")).await.unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["ready"], false);
-    assert_eq!(body["checks"][0]["name"], "nats");
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.content_type, "application/problem+json");
+    assert!(answer.retry_after.is_some());
+    assert_eq!(answer.body["results"][0]["code"], "broker_unavailable");
 
-    gateway.stop(Duration::from_secs(5)).await;
+    gateway.service.stop(Duration::from_secs(5)).await;
 }

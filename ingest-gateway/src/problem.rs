@@ -1,0 +1,230 @@
+//! Whole-request failures as `application/problem+json` (RFC 9457).
+//!
+//! The rule: a request fails as a whole only when no per-event answer is
+//! possible — the body cannot be read or split into events, the sender is not
+//! authenticated, or the broker took none of its valid events. Everything else
+//! is a per-event result (see `response.rs`).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+/// The media type of problem details.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+/// Seconds a client should wait before resending after a retryable failure.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+/// A request the gateway answers with a problem document.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    /// The body is not JSON (or not an array of JSON values) where JSON was
+    /// promised; `offset` is the byte offset in the decoded body.
+    #[error("{message} at byte offset {offset}")]
+    MalformedBody {
+        /// Where the body stops making sense, in bytes from its start (after gzip).
+        offset: usize,
+        /// What was expected there.
+        message: String,
+    },
+    /// The body holds no event at all.
+    #[error("the body holds no event: send one event object, an array of them, or NDJSON lines")]
+    NoEvents,
+    /// The gzip stream is corrupt.
+    #[error("the gzip-encoded body cannot be decompressed: {0}")]
+    BadGzip(String),
+    /// The body could not be read from the connection.
+    #[error("the body could not be read: {0}")]
+    BodyRead(String),
+    /// The body (compressed or decompressed) is larger than allowed.
+    #[error("the body is larger than {limit} bytes{after}")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+        /// `" after decompression"` when the limit was hit while inflating.
+        after: &'static str,
+    },
+    /// More events than one request may carry.
+    #[error("the body holds more than {limit} events; send them in several requests")]
+    TooManyEvents {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The `Content-Type` is not one the gateway reads.
+    #[error("Content-Type {0} is not supported; use application/json (one event or an array) or application/x-ndjson")]
+    UnsupportedMediaType(String),
+    /// The `Content-Encoding` is not one the gateway reads.
+    #[error("Content-Encoding {0} is not supported; use gzip or none")]
+    UnsupportedEncoding(String),
+    /// The sender is not authenticated.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// No schema for the category asked for.
+    #[error("unknown category {0:?}; GET /v1/schemas lists the categories")]
+    UnknownCategory(String),
+    /// Work that must not fail did (a bug, not the client's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl RequestError {
+    /// The HTTP status of the failure.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::MalformedBody { .. }
+            | RequestError::NoEvents
+            | RequestError::BadGzip(_)
+            | RequestError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            RequestError::BodyTooLarge { .. } | RequestError::TooManyEvents { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            RequestError::UnsupportedMediaType(_) | RequestError::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            RequestError::UnknownCategory(_) => StatusCode::NOT_FOUND,
+            RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem document for the failure.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = match self {
+            RequestError::MalformedBody { .. } => ("malformed-body", "Malformed body"),
+            RequestError::NoEvents => ("no-events", "No events in the body"),
+            RequestError::BadGzip(_) => ("bad-gzip", "Corrupt gzip body"),
+            RequestError::BodyRead(_) => ("body-read", "Body could not be read"),
+            RequestError::BodyTooLarge { .. } => ("body-too-large", "Body too large"),
+            RequestError::TooManyEvents { .. } => ("too-many-events", "Too many events"),
+            RequestError::UnsupportedMediaType(_) => {
+                ("unsupported-media-type", "Unsupported content type")
+            }
+            RequestError::UnsupportedEncoding(_) => {
+                ("unsupported-encoding", "Unsupported content encoding")
+            }
+            RequestError::Unauthenticated(_) => ("unauthenticated", "Not authenticated"),
+            RequestError::UnknownCategory(_) => ("unknown-category", "Unknown category"),
+            RequestError::Internal(_) => ("internal", "Internal error"),
+        };
+        let mut problem = Problem::new(self.status(), slug, title, self.to_string());
+        match self {
+            RequestError::MalformedBody { offset, .. } => {
+                problem = problem.with("offset", Value::from(*offset));
+            }
+            RequestError::Unauthenticated(_) => {
+                problem.www_authenticate = true;
+            }
+            _ => {}
+        }
+        problem
+    }
+}
+
+impl IntoResponse for RequestError {
+    fn into_response(self) -> Response {
+        if let RequestError::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error while handling a request");
+        }
+        self.problem().into_response()
+    }
+}
+
+/// An RFC 9457 problem document and the headers that go with it.
+#[derive(Debug, Clone)]
+pub struct Problem {
+    status: StatusCode,
+    body: Map<String, Value>,
+    /// Adds `Retry-After`: the failure is temporary.
+    pub retry_after: bool,
+    /// Adds `WWW-Authenticate: Bearer`: credentials are missing or wrong.
+    pub www_authenticate: bool,
+}
+
+impl Problem {
+    /// A problem of kind `slug` (the `type` is `urn:the-eye:problem:<slug>`).
+    pub fn new(status: StatusCode, slug: &str, title: &str, detail: String) -> Problem {
+        let mut body = Map::new();
+        body.insert(
+            "type".to_owned(),
+            Value::from(format!("urn:the-eye:problem:{slug}")),
+        );
+        body.insert("title".to_owned(), Value::from(title));
+        body.insert("status".to_owned(), Value::from(status.as_u16()));
+        body.insert("detail".to_owned(), Value::from(detail));
+        Problem {
+            status,
+            body,
+            retry_after: false,
+            www_authenticate: false,
+        }
+    }
+
+    /// Adds an extension member.
+    pub fn with(mut self, name: &str, value: Value) -> Problem {
+        self.body.insert(name.to_owned(), value);
+        self
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let body = Value::Object(self.body).to_string();
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
+            body,
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if self.www_authenticate {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"eye\""),
+            );
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_bodies_carry_their_offset() {
+        let problem = RequestError::MalformedBody {
+            offset: 17,
+            message: "expected ',' or ']'".to_owned(),
+        }
+        .problem();
+        assert_eq!(problem.status, StatusCode::BAD_REQUEST);
+        assert_eq!(problem.body["offset"], 17);
+        assert_eq!(problem.body["status"], 400);
+        assert_eq!(problem.body["type"], "urn:the-eye:problem:malformed-body");
+        assert!(problem.body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("offset 17")));
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            RequestError::BodyTooLarge {
+                limit: 1,
+                after: ""
+            }
+            .status(),
+            StatusCode::PAYLOAD_TOO_LARGE
+        );
+        assert_eq!(
+            RequestError::UnsupportedMediaType("text/plain".into()).status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
+        let response = RequestError::Unauthenticated("no key").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+        assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+    }
+}

@@ -1,0 +1,246 @@
+//! Publishing to JetStream: accepted events durably, rejects on the side.
+//!
+//! Events: every event of a request is sent first and the acknowledgements are
+//! awaited together afterwards (pipelined: one round trip per request, not per
+//! event), all under one deadline. Each event carries `Nats-Msg-Id` =
+//! [`dedup_id`], so a resend inside the duplicate window is stored once.
+//! In-flight events are bounded over all requests; past the bound a request is
+//! refused (`overloaded`) rather than queued.
+//!
+//! Rejects: published in the background with a bounded wait. Recording a reject
+//! must never fail or delay the answer for the accepted events, so a reject
+//! that cannot be published is counted and logged, nothing more.
+
+use std::future::IntoFuture;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::connection::State;
+use async_nats::jetstream::context::{PublishError, PublishErrorKind};
+use async_nats::jetstream::message::PublishMessage;
+use async_nats::jetstream::{self, ErrorCode};
+use async_nats::HeaderMap;
+use eye_contract::subject::rejects_subject;
+use eye_contract::{dedup_id, events_subject, headers, Event, Reject, RetryCode};
+use tokio::sync::Semaphore;
+use tokio::time::{timeout_at, Instant};
+use tokio_util::task::TaskTracker;
+
+use crate::metrics::Metrics;
+
+/// Publishes events and rejects; shared by all requests.
+#[derive(Debug)]
+pub struct Publisher {
+    nats: async_nats::Client,
+    js: jetstream::Context,
+    streams_ready: Arc<AtomicBool>,
+    inflight: Arc<Semaphore>,
+    timeout: Duration,
+    metrics: Metrics,
+    background: TaskTracker,
+}
+
+/// How a [`Publisher`] is set up.
+#[derive(Debug)]
+pub struct PublisherConfig {
+    /// The connection.
+    pub nats: async_nats::Client,
+    /// Set once the streams exist (see `streams.rs`).
+    pub streams_ready: Arc<AtomicBool>,
+    /// Most events in flight at once.
+    pub max_inflight: usize,
+    /// How long a request waits for its acknowledgements.
+    pub timeout: Duration,
+    /// Where to count.
+    pub metrics: Metrics,
+}
+
+impl Publisher {
+    /// A publisher over `config.nats`.
+    pub fn new(config: PublisherConfig) -> Publisher {
+        let js = jetstream::ContextBuilder::new()
+            .timeout(config.timeout)
+            .ack_timeout(config.timeout)
+            // Our own semaphore is the bound; the client's only has to not be lower.
+            .max_ack_inflight(config.max_inflight)
+            .build(config.nats.clone());
+        Publisher {
+            nats: config.nats,
+            js,
+            streams_ready: config.streams_ready,
+            inflight: Arc::new(Semaphore::new(config.max_inflight)),
+            timeout: config.timeout,
+            metrics: config.metrics,
+            background: TaskTracker::new(),
+        }
+    }
+
+    /// The JetStream context (for creating the streams).
+    pub fn jetstream(&self) -> &jetstream::Context {
+        &self.js
+    }
+
+    /// Whether publishing can work now: connected, and the streams exist.
+    pub fn available(&self) -> bool {
+        self.streams_ready.load(Ordering::Acquire)
+            && self.nats.connection_state() == State::Connected
+    }
+
+    /// Publishes `events` of `client` and waits for each acknowledgement; one
+    /// result per event, in order. Never takes longer than the publish timeout.
+    pub async fn publish_events(
+        &self,
+        client: &str,
+        events: &[&Event],
+    ) -> Vec<Result<(), RetryCode>> {
+        let n = events.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        // Not connected: answer at once instead of waiting out the timeout.
+        if !self.available() {
+            return vec![Err(RetryCode::BrokerUnavailable); n];
+        }
+        let Some(permits) = u32::try_from(n)
+            .ok()
+            .and_then(|n| Arc::clone(&self.inflight).try_acquire_many_owned(n).ok())
+        else {
+            return vec![Err(RetryCode::Overloaded); n];
+        };
+        let gauge = i64::try_from(n).unwrap_or(i64::MAX);
+        self.metrics.inflight.inc_by(gauge);
+        let started = Instant::now();
+        let deadline = started + self.timeout;
+
+        let mut sent = Vec::with_capacity(n);
+        for event in events {
+            let subject = events_subject(client, &event.category);
+            let message = match serde_json::to_vec(event) {
+                Ok(payload) => event_message(client, event, payload),
+                Err(error) => {
+                    tracing::error!(%error, "cannot serialize a validated event");
+                    sent.push(Err(RetryCode::BrokerUnavailable));
+                    continue;
+                }
+            };
+            sent.push(
+                match timeout_at(deadline, self.js.send_publish(subject, message)).await {
+                    Ok(Ok(ack)) => Ok(ack),
+                    Ok(Err(error)) => Err(classify(&error)),
+                    Err(_elapsed) => Err(RetryCode::PublishTimeout),
+                },
+            );
+        }
+        let results = futures::future::join_all(sent.into_iter().map(|sent| async move {
+            let ack = sent?;
+            match timeout_at(deadline, ack.into_future()).await {
+                Ok(Ok(_ack)) => Ok(()),
+                Ok(Err(error)) => Err(classify(&error)),
+                Err(_elapsed) => Err(RetryCode::PublishTimeout),
+            }
+        }))
+        .await;
+
+        self.metrics
+            .publish_duration
+            .observe(started.elapsed().as_secs_f64());
+        self.metrics.inflight.dec_by(gauge);
+        drop(permits);
+        if let Some(code) = results.iter().find_map(|r| r.err()) {
+            tracing::warn!(%client, events = n, %code, "JetStream did not take every event");
+        }
+        results
+    }
+
+    /// Publishes `rejects` of `client` in the background and returns at once.
+    pub fn publish_rejects(self: &Arc<Self>, client: &str, rejects: Vec<Reject>) {
+        if rejects.is_empty() {
+            return;
+        }
+        let this = Arc::clone(self);
+        let subject = rejects_subject(client);
+        self.background.spawn(async move {
+            let n = rejects.len();
+            let failed = this.send_rejects(subject, rejects).await;
+            if failed > 0 {
+                this.metrics
+                    .reject_publish_failures
+                    .inc_by(u64::try_from(failed).unwrap_or(u64::MAX));
+                tracing::warn!(rejects = n, failed, "could not record every reject");
+            }
+        });
+    }
+
+    /// Sends rejects and waits for their acknowledgements; returns how many failed.
+    async fn send_rejects(&self, subject: String, rejects: Vec<Reject>) -> usize {
+        if !self.available() {
+            return rejects.len();
+        }
+        let deadline = Instant::now() + self.timeout;
+        let mut failed = 0;
+        let mut acks = Vec::with_capacity(rejects.len());
+        for reject in rejects {
+            let Ok(payload) = serde_json::to_vec(&reject) else {
+                failed += 1;
+                continue;
+            };
+            let message = PublishMessage::build()
+                .payload(payload.into())
+                .message_id(&reject.reject_id);
+            match timeout_at(deadline, self.js.send_publish(subject.clone(), message)).await {
+                Ok(Ok(ack)) => acks.push(ack),
+                _ => failed += 1,
+            }
+        }
+        let results = futures::future::join_all(
+            acks.into_iter()
+                .map(|ack| timeout_at(deadline, ack.into_future())),
+        )
+        .await;
+        failed + results.iter().filter(|r| !matches!(r, Ok(Ok(_)))).count()
+    }
+
+    /// Waits (at most the publish timeout) for background reject publishes.
+    pub async fn drain(&self) {
+        self.background.close();
+        if tokio::time::timeout(self.timeout, self.background.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("reject publishes still pending at shutdown");
+        }
+    }
+}
+
+/// The JetStream message of an accepted event: the normalized event as JSON,
+/// with the event id, the client id and the deduplication id as headers.
+fn event_message(client: &str, event: &Event, payload: Vec<u8>) -> PublishMessage {
+    let mut headers = HeaderMap::new();
+    headers.insert(headers::EVENT_ID, event.event_id.as_str());
+    headers.insert(headers::CLIENT_ID, client);
+    PublishMessage::build()
+        .payload(payload.into())
+        .headers(headers)
+        .message_id(dedup_id(client, &event.event_id))
+}
+
+/// The retry code of a failed publish.
+fn classify(error: &PublishError) -> RetryCode {
+    match error.kind() {
+        PublishErrorKind::TimedOut => RetryCode::PublishTimeout,
+        PublishErrorKind::MaxAckPending => RetryCode::Overloaded,
+        PublishErrorKind::Other if is_stream_full(error) => RetryCode::StreamFull,
+        _ => RetryCode::BrokerUnavailable,
+    }
+}
+
+/// Whether JetStream refused the message because the stream reached a limit
+/// (with discard-new, a full stream refuses instead of dropping old data).
+fn is_stream_full(error: &PublishError) -> bool {
+    std::error::Error::source(error)
+        .and_then(|source| source.downcast_ref::<jetstream::Error>())
+        .is_some_and(|e| {
+            e.error_code() == ErrorCode::STREAM_STORE_FAILED || e.to_string().contains("maximum")
+        })
+}
