@@ -3,14 +3,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use eye_contract::{Limits, TimeRules};
 use eye_server_kit::args::{ClickHouseArgs, LogArgs, NatsArgs};
+use eye_server_kit::jetstream::StreamArgs;
 use eye_server_kit::service::ServiceConfig;
 
 /// Everything `eye-consumer` can be told.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
-    /// Address of /healthz, /readyz and /metrics.
+    /// Address of /healthz, /readyz, /metrics and /status.
     #[arg(long, env = "EYE_CONSUMER_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,
     /// Directory of the JSON Schemas, one file per event category.
@@ -19,6 +22,13 @@ pub struct Config {
     /// Seconds a batch in flight may take to finish after a shutdown signal.
     #[arg(long, env = "EYE_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
     pub shutdown_grace_secs: u64,
+    /// How the consumer pulls, stores and retries.
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+    /// Limits of the JetStream streams, created or updated at start-up like the
+    /// gateway does (the consumer may start first).
+    #[command(flatten)]
+    pub streams: StreamArgs,
     /// Connection to NATS.
     #[command(flatten)]
     pub nats: NatsArgs,
@@ -28,6 +38,146 @@ pub struct Config {
     /// Logging.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The consumer loop's settings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PipelineArgs {
+    /// Name of the durable JetStream consumer on EYE_EVENTS, shared by every
+    /// instance (work is split between them). Gateway rejects are read by the
+    /// durable consumer `<name>-rejects` on EYE_REJECTS.
+    #[arg(long, env = "EYE_CONSUMER_NAME", default_value = "eye-consumer")]
+    pub consumer_name: String,
+    /// Most messages fetched, and inserted, as one batch.
+    #[arg(long, env = "EYE_BATCH_SIZE", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub batch_size: u32,
+    /// Longest wait for a batch to fill; a partial batch is processed after it.
+    #[arg(long, env = "EYE_BATCH_WAIT", default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub batch_wait: Duration,
+    /// Deliveries of a message before it is dead-lettered when ClickHouse keeps
+    /// refusing it (an unavailable ClickHouse never counts against it).
+    #[arg(long, env = "EYE_MAX_DELIVER", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..))]
+    pub max_deliver: i64,
+    /// How long JetStream waits for an ack before redelivering. Must exceed
+    /// --insert-timeout; while an insert is retried the consumer keeps its
+    /// messages with progress acks, so this only matters after a crash.
+    #[arg(long, env = "EYE_ACK_WAIT", default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub ack_wait: Duration,
+    /// Most messages delivered and not yet acked, over all instances.
+    #[arg(long, env = "EYE_MAX_ACK_PENDING", default_value_t = 20_000)]
+    pub max_ack_pending: i64,
+    /// Longest one INSERT may take before it counts as failed.
+    #[arg(long, env = "EYE_INSERT_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub insert_timeout: Duration,
+    /// First pause before retrying a failed insert; doubled on each failure.
+    #[arg(long, env = "EYE_RETRY_MIN", default_value = "100ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_min: Duration,
+    /// Longest pause between insert retries.
+    #[arg(long, env = "EYE_RETRY_MAX", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_max: Duration,
+    /// /readyz fails when more messages than this wait for the consumer
+    /// (pending plus ack-pending on EYE_EVENTS).
+    #[arg(long, env = "EYE_MAX_LAG", default_value_t = 1_000_000)]
+    pub max_lag: u64,
+    /// How often consumer lag and dead-letter depth are read from JetStream.
+    #[arg(long, env = "EYE_LAG_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub lag_poll_interval: Duration,
+    /// Bytes of an event's raw body kept with its reject in event_errors.
+    #[arg(long, env = "EYE_REJECT_RAW_CAP", default_value_t = eye_contract::reject::DEFAULT_RAW_CAP)]
+    pub reject_raw_cap: usize,
+    /// Largest event accepted, in bytes. Twice the gateway's default: the
+    /// gateway publishes the normalized event (with its event_id added), so an
+    /// event the gateway accepted near its limit must still pass here.
+    #[arg(long, env = "EYE_CONSUMER_MAX_EVENT_BYTES", default_value_t = 2 * eye_contract::validator::DEFAULT_MAX_EVENT_BYTES)]
+    pub max_event_bytes: usize,
+    /// How far ahead of the time JetStream stored an event its timestamp may be.
+    #[arg(long, env = "EYE_MAX_FUTURE_SKEW", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_future_skew: Duration,
+    /// Oldest accepted event timestamp, as an age (e.g. `30d`); unset means any age.
+    #[arg(long, env = "EYE_MAX_EVENT_AGE", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_event_age: Option<Duration>,
+    /// Fault injection for tests: store batches but never ack them, as if the
+    /// process died between the insert and the ack. Never set it in production.
+    #[arg(long, env = "EYE_FAULT_SKIP_ACKS", hide = true)]
+    pub fault_skip_acks: bool,
+}
+
+/// A combination of settings that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The ack wait must outlast an insert, or messages would be redelivered
+    /// to another instance while this one is still storing them.
+    #[error("--ack-wait / EYE_ACK_WAIT ({ack_wait:?}) must be longer than --insert-timeout / EYE_INSERT_TIMEOUT ({insert_timeout:?})")]
+    AckWait {
+        /// The configured ack wait.
+        ack_wait: Duration,
+        /// The configured insert timeout.
+        insert_timeout: Duration,
+    },
+    /// The consumer name is not a valid JetStream durable name.
+    #[error("--consumer-name / EYE_CONSUMER_NAME {0:?} must be 1-200 characters of A-Z, a-z, 0-9, '-' and '_'")]
+    ConsumerName(String),
+    /// The database name would have to be quoted.
+    #[error(
+        "--clickhouse-database / EYE_CLICKHOUSE_DATABASE {0:?} must match [A-Za-z_][A-Za-z0-9_]*"
+    )]
+    Database(String),
+    /// Backoff bounds out of order.
+    #[error(
+        "--retry-min / EYE_RETRY_MIN must be positive and at most --retry-max / EYE_RETRY_MAX"
+    )]
+    Retry,
+}
+
+impl Config {
+    /// Checks the settings that depend on each other.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let p = &self.pipeline;
+        if p.ack_wait <= p.insert_timeout {
+            return Err(ConfigError::AckWait {
+                ack_wait: p.ack_wait,
+                insert_timeout: p.insert_timeout,
+            });
+        }
+        let name_ok = !p.consumer_name.is_empty()
+            && p.consumer_name.len() <= 200
+            && p.consumer_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(ConfigError::ConsumerName(p.consumer_name.clone()));
+        }
+        if !crate::migrations::is_identifier(&self.clickhouse.database) {
+            return Err(ConfigError::Database(self.clickhouse.database.clone()));
+        }
+        if p.retry_min.is_zero() || p.retry_min > p.retry_max {
+            return Err(ConfigError::Retry);
+        }
+        Ok(())
+    }
+}
+
+impl PipelineArgs {
+    /// The time rules events are validated with.
+    pub fn time_rules(&self) -> TimeRules {
+        TimeRules {
+            max_future_skew: self.max_future_skew,
+            max_age: self.max_event_age,
+        }
+    }
+
+    /// The size limits events are validated with.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_event_bytes: self.max_event_bytes,
+            ..Limits::default()
+        }
+    }
+
+    /// The durable consumer on EYE_REJECTS.
+    pub fn rejects_consumer_name(&self) -> String {
+        format!("{}-rejects", self.consumer_name)
+    }
 }
 
 impl ServiceConfig for Config {
@@ -42,9 +192,52 @@ impl ServiceConfig for Config {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Config {
+        use clap::{FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            config: Config,
+        }
+        let matches = <Wrapper as clap::CommandFactory>::command()
+            .no_binary_name(true)
+            .try_get_matches_from(args)
+            .expect("arguments parse");
+        Wrapper::from_arg_matches(&matches).expect("config").config
+    }
+
     #[test]
     fn command_line_is_well_formed() {
         eye_server_kit::service::command::<super::Config>(crate::BINARY, crate::ABOUT)
             .debug_assert();
+    }
+
+    #[test]
+    fn defaults_are_consistent() {
+        let config = parse(&[]);
+        config.check().expect("defaults pass the checks");
+        assert_eq!(config.pipeline.batch_size, 1000);
+        assert_eq!(config.pipeline.batch_wait, Duration::from_millis(200));
+        assert_eq!(
+            config.pipeline.rejects_consumer_name(),
+            "eye-consumer-rejects"
+        );
+    }
+
+    #[test]
+    fn ack_wait_must_outlast_an_insert() {
+        let config = parse(&["--ack-wait", "5s", "--insert-timeout", "10s"]);
+        let error = config.check().unwrap_err().to_string();
+        assert!(error.contains("--ack-wait"), "{error}");
+    }
+
+    #[test]
+    fn database_and_consumer_names_are_checked() {
+        let config = parse(&["--clickhouse-database", "eye; DROP"]);
+        assert!(matches!(config.check(), Err(ConfigError::Database(_))));
+        let config = parse(&["--consumer-name", "a.b"]);
+        assert!(matches!(config.check(), Err(ConfigError::ConsumerName(_))));
     }
 }

@@ -10,6 +10,8 @@ async fn ready_when_nats_and_clickhouse_answer() {
     let nats = eye_testkit::shared_nats();
     let clickhouse = eye_testkit::shared_clickhouse();
     let schemas = eye_testkit::schemas_dir();
+    // The consumer creates its database and applies the migrations itself.
+    let database = eye_testkit::unique_name("ops");
     let config: Config = parse_config(&[
         "--schemas-dir",
         schemas.to_str().unwrap(),
@@ -18,7 +20,7 @@ async fn ready_when_nats_and_clickhouse_answer() {
         "--clickhouse-url",
         &clickhouse.http_url(),
         "--clickhouse-database",
-        "default",
+        &database,
     ]);
     let consumer =
         RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
@@ -59,17 +61,27 @@ async fn not_ready_names_clickhouse_when_it_is_unreachable() {
     consumer
         .wait_for_status("/healthz", 200, Duration::from_secs(5))
         .await;
-    let response = reqwest::get(consumer.url("/readyz")).await.unwrap();
-    assert_eq!(response.status().as_u16(), 503);
-    let body: serde_json::Value = response.json().await.unwrap();
-    let failing: Vec<&str> = body["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|check| check["ok"] == false)
-        .map(|check| check["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(failing, ["clickhouse"]);
+    // NATS connects in the background: wait until it is the only one that answers.
+    let expected = ["clickhouse", "pipeline"];
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let failing = loop {
+        let response = reqwest::get(consumer.url("/readyz")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        let body: serde_json::Value = response.json().await.unwrap();
+        let failing: Vec<String> = body["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|check| check["ok"] == false)
+            .map(|check| check["name"].as_str().unwrap().to_owned())
+            .collect();
+        if failing == expected || std::time::Instant::now() > deadline {
+            break failing;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The pipeline is not ready either: it cannot apply its schema.
+    assert_eq!(failing, expected);
 
     consumer.stop(Duration::from_secs(5)).await;
 }
