@@ -141,6 +141,16 @@ impl Config {
                 problem: format!("must be at most {}", u32::MAX),
             });
         }
+        // A request's events are admitted all at once, so one full request must fit.
+        if self.publish.max_inflight_publishes < self.limits.max_events_per_request {
+            return Err(ConfigError {
+                option: "--max-inflight-publishes / EYE_MAX_INFLIGHT_PUBLISHES",
+                problem: format!(
+                    "must be at least --max-events-per-request ({})",
+                    self.limits.max_events_per_request
+                ),
+            });
+        }
         if self.publish.publish_timeout.is_zero() {
             return Err(ConfigError {
                 option: "--publish-timeout / EYE_PUBLISH_TIMEOUT",
@@ -238,5 +248,12 @@ mod tests {
             .check()
             .expect_err("zero timeout");
         assert!(e.to_string().contains("EYE_PUBLISH_TIMEOUT"), "{e}");
+        let e = parse(&["--max-inflight-publishes", "999"])
+            .check()
+            .expect_err("a full request must fit");
+        assert!(
+            e.to_string().contains("--max-events-per-request (1000)"),
+            "{e}"
+        );
     }
 }

@@ -12,7 +12,7 @@
 //! - [`publish`]: pipelined JetStream publishing of events; rejects on the side.
 //! - [`response`]: the per-event answer and its HTTP status.
 //! - [`problem`]: whole-request failures as problem+json.
-//! - [`streams`]: creating the streams in the background; the readiness check.
+//! - [`streams`]: setting the streams up in the background (again when lost); readiness.
 //! - [`metrics`]: metric names and the metrics.
 //! - [`run`]: the service itself, used by the binary and by tests.
 
@@ -27,7 +27,6 @@ pub mod response;
 pub mod routes;
 pub mod streams;
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,7 +44,7 @@ use crate::check::BodyLimits;
 use crate::metrics::Metrics;
 use crate::publish::{Publisher, PublisherConfig};
 use crate::routes::{AppState, StateParts};
-use crate::streams::StreamsReady;
+use crate::streams::{Streams, StreamsReady};
 
 /// The binary's name.
 pub const BINARY: &str = "eye-gateway";
@@ -91,18 +90,17 @@ pub async fn run(
 
     let mut registry = ops::registry("eye_gateway");
     let metrics = Metrics::register(&mut registry);
-    let streams_ready = Arc::new(AtomicBool::new(false));
+    let streams = Streams::new();
     let publisher = Arc::new(Publisher::new(PublisherConfig {
         nats: nats.clone(),
-        streams_ready: Arc::clone(&streams_ready),
+        streams: Arc::clone(&streams),
         max_inflight: config.publish.max_inflight_publishes,
         timeout: config.publish.publish_timeout,
         metrics: metrics.clone(),
     }));
-    let setup = tokio::spawn(streams::ensure_streams(
+    let keeper = tokio::spawn(Arc::clone(&streams).keep(
         publisher.jetstream().clone(),
         config.stream.clone(),
-        Arc::clone(&streams_ready),
         shutdown.clone(),
     ));
 
@@ -110,7 +108,7 @@ pub async fn run(
         registry,
         vec![
             Box::new(NatsReady(nats.clone())),
-            Box::new(StreamsReady(streams_ready)),
+            Box::new(StreamsReady(streams)),
         ],
     );
     let validator = Validator::new(schemas)
@@ -135,7 +133,7 @@ pub async fn run(
         Duration::from_secs(config.shutdown_grace_secs),
     )
     .await;
-    setup.abort();
+    keeper.abort();
     publisher.drain().await;
     // Messages still buffered in the client go out before we exit, unless NATS is
     // unreachable: then there is nothing to wait for.

@@ -12,7 +12,6 @@
 //! that cannot be published is counted and logged, nothing more.
 
 use std::future::IntoFuture;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,13 +27,14 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::task::TaskTracker;
 
 use crate::metrics::Metrics;
+use crate::streams::Streams;
 
 /// Publishes events and rejects; shared by all requests.
 #[derive(Debug)]
 pub struct Publisher {
     nats: async_nats::Client,
     js: jetstream::Context,
-    streams_ready: Arc<AtomicBool>,
+    streams: Arc<Streams>,
     inflight: Arc<Semaphore>,
     timeout: Duration,
     metrics: Metrics,
@@ -46,8 +46,8 @@ pub struct Publisher {
 pub struct PublisherConfig {
     /// The connection.
     pub nats: async_nats::Client,
-    /// Set once the streams exist (see `streams.rs`).
-    pub streams_ready: Arc<AtomicBool>,
+    /// Whether the streams exist (see `streams.rs`).
+    pub streams: Arc<Streams>,
     /// Most events in flight at once.
     pub max_inflight: usize,
     /// How long a request waits for its acknowledgements.
@@ -68,7 +68,7 @@ impl Publisher {
         Publisher {
             nats: config.nats,
             js,
-            streams_ready: config.streams_ready,
+            streams: config.streams,
             inflight: Arc::new(Semaphore::new(config.max_inflight)),
             timeout: config.timeout,
             metrics: config.metrics,
@@ -83,8 +83,7 @@ impl Publisher {
 
     /// Whether publishing can work now: connected, and the streams exist.
     pub fn available(&self) -> bool {
-        self.streams_ready.load(Ordering::Acquire)
-            && self.nats.connection_state() == State::Connected
+        self.streams.ready() && self.nats.connection_state() == State::Connected
     }
 
     /// Publishes `events` of `client` and waits for each acknowledgement; one
@@ -127,7 +126,7 @@ impl Publisher {
             sent.push(
                 match timeout_at(deadline, self.js.send_publish(subject, message)).await {
                     Ok(Ok(ack)) => Ok(ack),
-                    Ok(Err(error)) => Err(classify(&error)),
+                    Ok(Err(error)) => Err(self.classify(&error)),
                     Err(_elapsed) => Err(RetryCode::PublishTimeout),
                 },
             );
@@ -136,7 +135,7 @@ impl Publisher {
             let ack = sent?;
             match timeout_at(deadline, ack.into_future()).await {
                 Ok(Ok(_ack)) => Ok(()),
-                Ok(Err(error)) => Err(classify(&error)),
+                Ok(Err(error)) => Err(self.classify(&error)),
                 Err(_elapsed) => Err(RetryCode::PublishTimeout),
             }
         }))
@@ -201,6 +200,20 @@ impl Publisher {
         failed + results.iter().filter(|r| !matches!(r, Ok(Ok(_)))).count()
     }
 
+    /// The retry code of a failed publish; a missing stream is set up again.
+    fn classify(&self, error: &PublishError) -> RetryCode {
+        match error.kind() {
+            PublishErrorKind::TimedOut => RetryCode::PublishTimeout,
+            PublishErrorKind::MaxAckPending => RetryCode::Overloaded,
+            PublishErrorKind::Other if is_stream_full(error) => RetryCode::StreamFull,
+            PublishErrorKind::StreamNotFound => {
+                self.streams.lost();
+                RetryCode::BrokerUnavailable
+            }
+            _ => RetryCode::BrokerUnavailable,
+        }
+    }
+
     /// Waits (at most the publish timeout) for background reject publishes.
     pub async fn drain(&self) {
         self.background.close();
@@ -223,16 +236,6 @@ fn event_message(client: &str, event: &Event, payload: Vec<u8>) -> PublishMessag
         .payload(payload.into())
         .headers(headers)
         .message_id(dedup_id(client, &event.event_id))
-}
-
-/// The retry code of a failed publish.
-fn classify(error: &PublishError) -> RetryCode {
-    match error.kind() {
-        PublishErrorKind::TimedOut => RetryCode::PublishTimeout,
-        PublishErrorKind::MaxAckPending => RetryCode::Overloaded,
-        PublishErrorKind::Other if is_stream_full(error) => RetryCode::StreamFull,
-        _ => RetryCode::BrokerUnavailable,
-    }
 }
 
 /// Whether JetStream refused the message because the stream reached a limit

@@ -5,16 +5,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{messages, wait_for_messages};
+use common::{messages, party, wait_for_messages};
 use eye_contract::EVENTS_STREAM;
 use eye_testkit::NatsServer;
-use serde_json::{json, Value};
-
-fn party(n: usize) -> Value {
-    json!({"session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423", "category": "party",
-           "name": "AppName", "data": {"host": "www.party.com", "path": format!("/{n}")},
-           "timestamp": "2021-09-26 09:15:27.243860"})
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn nats_stopped_gives_503_then_ingestion_resumes_when_it_is_back() {
@@ -124,4 +118,80 @@ async fn a_full_stream_refuses_with_a_retryable_code_and_keeps_what_it_holds() {
             .len() as u64,
         accepted
     );
+}
+
+#[tokio::test]
+async fn a_deleted_stream_is_set_up_again_without_a_restart() {
+    let nats = NatsServer::start().expect("nats-server");
+    let gw = common::start(&nats.url(), &[]).await;
+    assert_eq!(gw.send(&party(1)).await.status, 202);
+    let client = nats.connect().await;
+    async_nats::jetstream::new(client.clone())
+        .delete_stream(EVENTS_STREAM)
+        .await
+        .expect("delete the stream");
+
+    let answer = gw.send(&party(2)).await;
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["results"][0]["code"], "broker_unavailable");
+    gw.service
+        .wait_for_status("/readyz", 200, Duration::from_secs(10))
+        .await;
+    assert_eq!(gw.send(&party(2)).await.status, 202);
+    wait_for_messages(
+        &client,
+        EVENTS_STREAM,
+        &gw.events_filter(),
+        1,
+        Duration::from_secs(5),
+    )
+    .await;
+}
+
+/// Freezes (SIGSTOP) or thaws (SIGCONT) a process: a broker that is connected
+/// but does not answer.
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[tokio::test]
+async fn unacknowledged_events_time_out_and_shutdown_lets_the_request_finish() {
+    let nats = NatsServer::start().expect("nats-server");
+    let pid = nats.pid().expect("nats pid");
+    let gw = common::start(&nats.url(), &["--publish-timeout", "1500ms"]).await;
+    assert_eq!(gw.send(&party(1)).await.status, 202);
+
+    signal(pid, "-STOP");
+    let url = gw.service.url("/v1/events");
+    let key = gw.key.clone();
+    let in_flight = tokio::spawn(async move {
+        let started = Instant::now();
+        let response = reqwest::Client::new()
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(party(2).to_string())
+            .send()
+            .await
+            .expect("answered despite the shutdown");
+        (started.elapsed(), common::answer(response).await)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SIGTERM while the request waits for its ack: it must still be answered.
+    let common::Gateway { service, .. } = gw;
+    let stopping = tokio::spawn(service.stop(Duration::from_secs(15)));
+    let (took, answer) = in_flight.await.expect("request task");
+    signal(pid, "-CONT");
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(answer.body["results"][0]["code"], "publish_timeout");
+    assert!(answer.retry_after.is_some());
+    assert!(
+        took >= Duration::from_millis(1400) && took < Duration::from_millis(3000),
+        "answered at the publish timeout: {took:?}"
+    );
+    stopping.await.expect("the gateway stops cleanly");
 }

@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{fixture, header, messages, wait_for_messages, Gateway};
+use common::{fixture, header, messages, party, wait_for_messages, Gateway};
 use eye_contract::{headers, EVENTS_STREAM};
 use eye_server_kit::jetstream::REJECTS_STREAM;
 use serde_json::{json, Value};
@@ -18,12 +18,6 @@ async fn gateway() -> Gateway {
 
 async fn nats() -> async_nats::Client {
     eye_testkit::shared_nats().connect().await
-}
-
-fn party(n: usize) -> Value {
-    json!({"session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423", "category": "party",
-           "name": "AppName", "data": {"host": "www.party.com", "path": format!("/{n}")},
-           "timestamp": "2021-09-26 09:15:27.243860"})
 }
 
 fn gzip(data: &[u8]) -> Vec<u8> {

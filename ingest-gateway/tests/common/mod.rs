@@ -173,6 +173,13 @@ pub async fn answer(response: reqwest::Response) -> Answer {
     }
 }
 
+/// The canonical example event, with `/<n>` as its path so events differ.
+pub fn party(n: usize) -> Value {
+    serde_json::json!({"session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423", "category": "party",
+           "name": "AppName", "data": {"host": "www.party.com", "path": format!("/{n}")},
+           "timestamp": "2021-09-26 09:15:27.243860"})
+}
+
 /// A file of `tests/fixtures/`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
