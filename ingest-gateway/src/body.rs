@@ -18,11 +18,23 @@
 
 use std::io::Read;
 use std::ops::Range;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{header, HeaderMap};
 
 use crate::problem::RequestError;
+
+/// What a request body may be.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Bytes, compressed and decompressed.
+    pub max_body_bytes: usize,
+    /// Events per request.
+    pub max_events: usize,
+    /// How long reading the whole body may take.
+    pub read_timeout: Duration,
+}
 
 /// How the body's events are laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,9 +104,15 @@ pub fn encoding(headers: &HeaderMap) -> Result<Encoding, RequestError> {
     }
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (before reading, when
-/// `Content-Length` already says so).
-pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, RequestError> {
+/// Reads the whole body, refusing more than `limits.max_body_bytes` (before
+/// reading, when `Content-Length` already says so) and a sender too slow to
+/// send it within `limits.read_timeout` (it would hold a connection for nothing).
+pub async fn read(
+    headers: &HeaderMap,
+    body: Body,
+    limits: &BodyLimits,
+) -> Result<Vec<u8>, RequestError> {
+    let limit = limits.max_body_bytes;
     let too_large = RequestError::BodyTooLarge { limit, after: "" };
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -103,7 +121,11 @@ pub async fn read(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(too_large);
     }
-    match axum::body::to_bytes(body, limit).await {
+    let read = tokio::time::timeout(limits.read_timeout, axum::body::to_bytes(body, limit));
+    let Ok(read) = read.await else {
+        return Err(RequestError::BodyTimeout(limits.read_timeout));
+    };
+    match read {
         Ok(bytes) => Ok(bytes.to_vec()),
         Err(error) => {
             let over_limit =

@@ -7,7 +7,7 @@
 
 use eye_contract::{ErrorCode, Event, EventError, Reject, RejectSource, Timestamp, Validator};
 
-use crate::body::{self, Encoding, Format};
+use crate::body::{self, BodyLimits, Encoding, Format};
 use crate::problem::RequestError;
 
 /// One event's verdict.
@@ -27,15 +27,6 @@ pub struct Checked {
     pub outcomes: Vec<Outcome>,
     /// One record per rejected event, for the rejects subject.
     pub rejects: Vec<Reject>,
-}
-
-/// What a request body may be.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
-    /// Bytes, compressed and decompressed.
-    pub max_body_bytes: usize,
-    /// Events per request.
-    pub max_events: usize,
 }
 
 /// A body as received, with how to read it.
@@ -157,6 +148,7 @@ mod tests {
             BodyLimits {
                 max_body_bytes: 1 << 20,
                 max_events: 100,
+                read_timeout: std::time::Duration::from_secs(1),
             },
         )
     }

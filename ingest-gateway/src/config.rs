@@ -57,6 +57,9 @@ pub struct LimitArgs {
     /// Largest request body in bytes, checked before and after gzip decompression.
     #[arg(long, env = "EYE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES, value_name = "BYTES")]
     pub max_body_bytes: usize,
+    /// How long a sender may take to send a whole body (e.g. `30s`); slower is 408.
+    #[arg(long, env = "EYE_BODY_READ_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub body_read_timeout: Duration,
     /// Most events in one request (batch or NDJSON).
     #[arg(long, env = "EYE_MAX_EVENTS_PER_REQUEST", default_value_t = DEFAULT_MAX_EVENTS_PER_REQUEST, value_name = "N")]
     pub max_events_per_request: usize,

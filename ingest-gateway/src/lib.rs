@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-use crate::check::BodyLimits;
+use crate::body::BodyLimits;
 use crate::metrics::Metrics;
 use crate::publish::{Publisher, PublisherConfig};
 use crate::routes::{AppState, StateParts};
@@ -121,6 +121,7 @@ pub async fn run(
         limits: BodyLimits {
             max_body_bytes: config.limits.max_body_bytes,
             max_events: config.limits.max_events_per_request,
+            read_timeout: config.limits.body_read_timeout,
         },
         raw_cap: config.publish.reject_raw_cap,
         metrics,

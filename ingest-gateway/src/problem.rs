@@ -35,6 +35,9 @@ pub enum RequestError {
     /// The body could not be read from the connection.
     #[error("the body could not be read: {0}")]
     BodyRead(String),
+    /// The body did not arrive in time.
+    #[error("the body did not arrive within {0:?}")]
+    BodyTimeout(std::time::Duration),
     /// The body (compressed or decompressed) is larger than allowed.
     #[error("the body is larger than {limit} bytes{after}")]
     BodyTooLarge {
@@ -74,6 +77,7 @@ impl RequestError {
             | RequestError::NoEvents
             | RequestError::BadGzip(_)
             | RequestError::BodyRead(_) => StatusCode::BAD_REQUEST,
+            RequestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             RequestError::BodyTooLarge { .. } | RequestError::TooManyEvents { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -93,6 +97,7 @@ impl RequestError {
             RequestError::NoEvents => ("no-events", "No events in the body"),
             RequestError::BadGzip(_) => ("bad-gzip", "Corrupt gzip body"),
             RequestError::BodyRead(_) => ("body-read", "Body could not be read"),
+            RequestError::BodyTimeout(_) => ("body-timeout", "Body too slow"),
             RequestError::BodyTooLarge { .. } => ("body-too-large", "Body too large"),
             RequestError::TooManyEvents { .. } => ("too-many-events", "Too many events"),
             RequestError::UnsupportedMediaType(_) => {

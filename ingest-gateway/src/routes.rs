@@ -23,8 +23,8 @@ use eye_server_kit::clients::ClientRegistry;
 use serde_json::{json, Value};
 
 use crate::auth::Sender;
-use crate::body;
-use crate::check::{self, BodyLimits, Checked, Outcome, RawBody};
+use crate::body::{self, BodyLimits};
+use crate::check::{self, Checked, Outcome, RawBody};
 use crate::metrics::{Metrics, RequestLabels};
 use crate::problem::RequestError;
 use crate::publish::Publisher;
@@ -166,7 +166,7 @@ async fn check_request(
 ) -> Result<Checked, RequestError> {
     let format = body::format(headers)?;
     let encoding = body::encoding(headers)?;
-    let bytes = body::read(headers, body, state.0.limits.max_body_bytes).await?;
+    let bytes = body::read(headers, body, &state.0.limits).await?;
     let state = state.clone();
     let client = client.to_owned();
     let now = Timestamp::now();

@@ -508,3 +508,28 @@ async fn hundred_event_batches_throughput() {
         rounds * 100
     );
 }
+
+#[tokio::test]
+async fn a_body_that_trickles_in_too_slowly_gets_408() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = common::start(
+        &eye_testkit::shared_nats().url(),
+        &["--body-read-timeout", "300ms"],
+    )
+    .await;
+    let mut stream = tokio::net::TcpStream::connect(gw.service.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\r\n{{\"session",
+        gw.key
+    );
+    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut reply)).await;
+    assert!(read.is_ok(), "answered without the rest of the body");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+}
