@@ -22,7 +22,8 @@ use async_nats::jetstream::{self, ErrorCode};
 use async_nats::HeaderMap;
 use eye_contract::subject::rejects_subject;
 use eye_contract::{dedup_id, events_subject, headers, Event, Reject, RetryCode};
-use tokio::sync::Semaphore;
+use prometheus_client::metrics::gauge::Gauge;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{timeout_at, Instant};
 use tokio_util::task::TaskTracker;
 
@@ -107,8 +108,9 @@ impl Publisher {
         else {
             return vec![Err(RetryCode::Overloaded); n];
         };
-        let gauge = i64::try_from(n).unwrap_or(i64::MAX);
-        self.metrics.inflight.inc_by(gauge);
+        // Released on drop, so a request abandoned by its client mid-publish
+        // (its future dropped) gives its capacity back too.
+        let _inflight = Inflight::new(permits, &self.metrics.inflight, n);
         let started = Instant::now();
         let deadline = started + self.timeout;
 
@@ -144,8 +146,6 @@ impl Publisher {
         self.metrics
             .publish_duration
             .observe(started.elapsed().as_secs_f64());
-        self.metrics.inflight.dec_by(gauge);
-        drop(permits);
         if let Some(code) = results.iter().find_map(|r| r.err()) {
             tracing::warn!(%client, events = n, %code, "JetStream did not take every event");
         }
@@ -223,6 +223,31 @@ impl Publisher {
         {
             tracing::warn!("reject publishes still pending at shutdown");
         }
+    }
+}
+
+/// Events in flight: semaphore permits and the gauge, both given back on drop.
+struct Inflight {
+    _permits: OwnedSemaphorePermit,
+    gauge: Gauge,
+    n: i64,
+}
+
+impl Inflight {
+    fn new(permits: OwnedSemaphorePermit, gauge: &Gauge, n: usize) -> Inflight {
+        let n = i64::try_from(n).unwrap_or(i64::MAX);
+        gauge.inc_by(n);
+        Inflight {
+            _permits: permits,
+            gauge: gauge.clone(),
+            n,
+        }
+    }
+}
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.gauge.dec_by(self.n);
     }
 }
 

@@ -123,8 +123,10 @@ async fn post_events(
             Outcome::Rejected(_) => None,
         })
         .collect();
-    let published = state.0.publisher.publish_events(&client.id, &valid).await;
+    // Rejects first: they go out in the background, and are recorded even if
+    // the client gives up while its events are being published.
     state.0.publisher.publish_rejects(&client.id, rejects);
+    let published = state.0.publisher.publish_events(&client.id, &valid).await;
 
     let metrics = &state.0.metrics;
     for outcome in &outcomes {

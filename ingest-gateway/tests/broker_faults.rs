@@ -186,7 +186,12 @@ async fn unacknowledged_events_time_out_and_shutdown_lets_the_request_finish() {
     let stopping = tokio::spawn(service.stop(Duration::from_secs(15)));
     let (took, answer) = in_flight.await.expect("request task");
     signal(pid, "-CONT");
-    assert_eq!(answer.status, 503, "{answer:?}");
+    assert_eq!(
+        answer.status,
+        503,
+        "after {took:?}: {answer:?}\nnats-server: {}",
+        nats.log_tail()
+    );
     assert_eq!(answer.body["results"][0]["code"], "publish_timeout");
     assert!(answer.retry_after.is_some());
     assert!(

@@ -501,6 +501,12 @@ async fn hundred_event_batches_throughput() {
         elapsed.as_secs_f64() * 1000.0 / rounds as f64,
         (rounds * 100) as f64 / elapsed.as_secs_f64()
     );
+    assert_eq!(gw.metric("eye_gateway_inflight_publishes").await, 0.0);
+    assert_eq!(
+        gw.metric("eye_gateway_publish_duration_seconds_count")
+            .await,
+        rounds as f64
+    );
     assert_eq!(
         messages(&nats().await, EVENTS_STREAM, &gw.events_filter())
             .await
