@@ -200,3 +200,56 @@ async fn unacknowledged_events_time_out_and_shutdown_lets_the_request_finish() {
     );
     stopping.await.expect("the gateway stops cleanly");
 }
+
+#[tokio::test]
+async fn past_the_in_flight_bound_requests_are_refused_not_queued() {
+    let nats = NatsServer::start().expect("nats-server");
+    let pid = nats.pid().expect("nats pid");
+    let gw = common::start(
+        &nats.url(),
+        &[
+            "--publish-timeout",
+            "2s",
+            "--max-events-per-request",
+            "2",
+            "--max-inflight-publishes",
+            "2",
+        ],
+    )
+    .await;
+    signal(pid, "-STOP");
+    // The first request holds both permits while it waits for acks that do not come.
+    let url = gw.service.url("/v1/events");
+    let key = gw.key.clone();
+    let holding = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(url)
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(json!([party(1), party(2)]).to_string())
+            .send()
+            .await
+            .expect("answered")
+            .status()
+            .as_u16()
+    });
+    let started = Instant::now();
+    let refused = loop {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if gw.metric("eye_gateway_inflight_publishes").await == 2.0 {
+            break gw.send(&party(3)).await;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "the first request never got in"
+        );
+    };
+    signal(pid, "-CONT");
+    assert_eq!(refused.status, 503, "{refused:?}");
+    assert_eq!(refused.body["results"][0]["code"], "overloaded");
+    assert!(refused.retry_after.is_some());
+    // Thawed before its deadline, the first request is stored after all (or times out).
+    let first = holding.await.expect("first request");
+    assert!(first == 202 || first == 503, "{first}");
+    assert_eq!(gw.metric("eye_gateway_inflight_publishes").await, 0.0);
+}
