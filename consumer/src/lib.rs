@@ -10,6 +10,7 @@
 //! - [`decode`]: one message in, a decision out (store, reject, dead letter).
 //! - [`store`]: bulk inserts, and telling "ClickHouse down" from "row refused".
 //! - [`deadletter`]: parking a message on the dead-letter subject.
+//! - [`puller`]: batches from the durable pull consumer over one long-lived inbox.
 //! - [`pipeline`]: the fetch → decide → insert → ack loop, retries and shutdown.
 //! - [`monitor`]: consumer lag and dead-letter depth, polled from JetStream.
 //! - [`status`]: shared state behind `/status` and the pipeline's readiness.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod migrations;
 pub mod monitor;
 pub mod pipeline;
+pub mod puller;
 pub mod rows;
 pub mod sql;
 pub mod status;

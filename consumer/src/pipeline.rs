@@ -22,15 +22,19 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use eye_contract::Timestamp;
-use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::deadletter;
 use crate::decode::{Decoder, Meta, Outcome};
 use crate::metrics::{CodeLabel, Metrics, RejectLabels};
+use crate::puller::Puller;
 use crate::rows::{ErrorRow, EventRow};
 use crate::status::Status;
 use crate::store::Store;
+
+/// How long to wait at shutdown for messages of the last pull request that
+/// are still on their way.
+const STRAGGLER_WAIT: Duration = Duration::from_millis(200);
 
 /// Which stream a pipeline drains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,10 +104,34 @@ enum Fate {
 impl Pipeline {
     /// Runs until `shutdown` is cancelled (finishing the batch in hand), or
     /// `hard_stop` ends a batch that cannot be stored.
+    ///
+    /// A pull is not raced against shutdown: it is answered within
+    /// `batch_wait`, and messages already delivered are better processed now
+    /// than left to wait for the ack timeout.
     pub async fn run(self, shutdown: CancellationToken, hard_stop: CancellationToken) {
         let mut backoff = Backoff::new(self.settings.retry_min, self.settings.retry_max);
+        let mut puller = loop {
+            match Puller::new(
+                self.consumer.clone(),
+                self.js.clone(),
+                &self.nats,
+                self.settings.batch_size,
+                self.settings.batch_wait,
+            )
+            .await
+            {
+                Ok(puller) => break puller,
+                Err(error) => {
+                    tracing::warn!(lane = ?self.lane, %error, "cannot start pulling");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff.next()) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            }
+        };
         while !shutdown.is_cancelled() {
-            match self.fetch().await {
+            match puller.next_batch().await {
                 Ok(messages) => {
                     backoff.reset();
                     if !messages.is_empty() {
@@ -120,35 +148,11 @@ impl Pipeline {
                 }
             }
         }
-        tracing::info!(lane = ?self.lane, "pipeline stopped");
-    }
-
-    /// Up to `batch_size` messages, or what arrived within `batch_wait`.
-    ///
-    /// Not raced against shutdown: the pull request is answered within
-    /// `batch_wait`, and messages already delivered are better processed now
-    /// than left to wait for the ack timeout.
-    async fn fetch(&self) -> Result<Vec<jetstream::Message>, String> {
-        let mut batch = self
-            .consumer
-            .batch()
-            .max_messages(self.settings.batch_size)
-            .expires(self.settings.batch_wait)
-            .messages()
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut messages = Vec::new();
-        while let Some(message) = batch.next().await {
-            match message {
-                Ok(message) => messages.push(message),
-                Err(error) if messages.is_empty() => return Err(error.to_string()),
-                Err(error) => {
-                    tracing::debug!(%error, "batch ended early");
-                    break;
-                }
-            }
+        let stragglers = puller.drain(STRAGGLER_WAIT).await;
+        if !stragglers.is_empty() {
+            self.process(stragglers, &hard_stop).await;
         }
-        Ok(messages)
+        tracing::info!(lane = ?self.lane, "pipeline stopped");
     }
 
     async fn process(&self, messages: Vec<jetstream::Message>, hard_stop: &CancellationToken) {
@@ -185,7 +189,7 @@ impl Pipeline {
         // Dead letters first: a row in event_errors only for what is parked.
         for (i, item) in items.iter().enumerate() {
             if let Outcome::DeadLetter(row) = &item.outcome {
-                match self.park(item, &row.message).await {
+                match self.park(item, &header_reason(row)).await {
                     Ok(()) => self.count_dead_letter(row),
                     Err(error) => {
                         tracing::warn!(%error, "cannot park a dead letter; it will come back");
@@ -302,7 +306,7 @@ impl Pipeline {
             &item.meta,
             reason,
         );
-        if let Err(error) = self.park(item, &row.message).await {
+        if let Err(error) = self.park(item, &header_reason(&row)).await {
             tracing::warn!(%error, "cannot park a refused message; it will come back");
             return Fate::Nak(self.settings.retry_min);
         }
@@ -391,6 +395,11 @@ impl Pipeline {
             tracing::warn!(%error, "cannot flush acks");
         }
     }
+}
+
+/// The dead-letter header of a parked message: `<code>: <message>`.
+fn header_reason(row: &ErrorRow) -> String {
+    format!("{}: {}", row.code, row.message)
 }
 
 /// The stream position and stored time of a JetStream message.
