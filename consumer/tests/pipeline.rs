@@ -125,6 +125,22 @@ async fn ten_thousand_events_are_stored_exactly_once_with_exact_values() {
     let status = status(&service).await;
     assert_eq!(status["events_stored"], 10_000, "{status}");
     assert!(metric(&service, "eye_consumer_events_stored_total").await >= 10_000.0);
+    let text = reqwest::get(service.url("/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for name in [
+        "eye_consumer_batch_size_bucket",
+        "eye_consumer_insert_duration_seconds_count{table=\"events\"}",
+        "eye_consumer_lag_pending_messages{consumer=\"eye-consumer\"}",
+        "eye_consumer_lag_ack_pending_messages{consumer=\"eye-consumer\"}",
+        "eye_consumer_dead_letter_depth_messages",
+        "eye_consumer_last_insert_timestamp_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing from:\n{text}");
+    }
     service.stop(Duration::from_secs(10)).await;
 }
 
@@ -472,6 +488,18 @@ async fn clickhouse_down_during_a_burst_loses_nothing_and_parks_nothing() {
         info.num_ack_pending > 0,
         "the batch is kept in hand: {info:?}"
     );
+    // /status tells what is at risk: messages waiting, and for how long.
+    let at_risk = wait_for("lag in /status", Duration::from_secs(5), || async {
+        let status = status(&service).await;
+        let waiting = status["events"]["ack_pending"].as_u64().unwrap_or(0);
+        match status["events"]["oldest_pending_age_seconds"].as_f64() {
+            Some(age) if waiting > 0 && age > 0.0 => Ok(status),
+            _ => Err(status.to_string()),
+        }
+    })
+    .await;
+    assert!(at_risk["insert_error"].is_string(), "{at_risk}");
+    assert!(at_risk["last_insert_at"].is_string(), "{at_risk}");
 
     let own = tokio::task::spawn_blocking(move || {
         own.start_again().expect("restart clickhouse");
