@@ -10,6 +10,10 @@ use eye_server_kit::args::{ClickHouseArgs, LogArgs, NatsArgs};
 use eye_server_kit::jetstream::StreamArgs;
 use eye_server_kit::service::ServiceConfig;
 
+/// Bytes the normalized form of an event may exceed the gateway's limit by
+/// (the added `"event_id":"<uuid>"` is about 50).
+const NORMALIZATION_SLACK: usize = 4096;
+
 /// Everything `eye-consumer` can be told.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Config {
@@ -83,16 +87,21 @@ pub struct PipelineArgs {
     #[arg(long, env = "EYE_LAG_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lag_poll_interval: Duration,
     /// Bytes of an event's raw body kept with its reject in event_errors.
-    #[arg(long, env = "EYE_REJECT_RAW_CAP", default_value_t = eye_contract::reject::DEFAULT_RAW_CAP)]
+    #[arg(long, env = "EYE_REJECT_RAW_CAP", default_value_t = eye_contract::reject::DEFAULT_RAW_CAP, value_name = "BYTES")]
     pub reject_raw_cap: usize,
-    /// Largest event accepted, in bytes. Twice the gateway's default: the
-    /// gateway publishes the normalized event (with its event_id added), so an
-    /// event the gateway accepted near its limit must still pass here.
-    #[arg(long, env = "EYE_CONSUMER_MAX_EVENT_BYTES", default_value_t = 2 * eye_contract::validator::DEFAULT_MAX_EVENT_BYTES)]
+    /// Largest event the gateway accepts, in bytes (same option as the
+    /// gateway's). The consumer allows 4 KiB more: the gateway publishes the
+    /// normalized event, with its event_id added, so an event accepted near
+    /// the limit must still pass here.
+    #[arg(long, env = "EYE_MAX_EVENT_BYTES", default_value_t = eye_contract::validator::DEFAULT_MAX_EVENT_BYTES, value_name = "BYTES")]
     pub max_event_bytes: usize,
-    /// How far ahead of the time JetStream stored an event its timestamp may be.
-    #[arg(long, env = "EYE_MAX_FUTURE_SKEW", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub max_future_skew: Duration,
+    /// Deepest nesting of objects and arrays in an event (same option as the gateway's).
+    #[arg(long, env = "EYE_MAX_JSON_DEPTH", default_value_t = eye_contract::validator::DEFAULT_MAX_DEPTH, value_name = "N")]
+    pub max_json_depth: usize,
+    /// How far ahead of the time JetStream stored an event its timestamp may
+    /// be (same option as the gateway's).
+    #[arg(long, env = "EYE_MAX_CLOCK_SKEW", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub max_clock_skew: Duration,
     /// Oldest accepted event timestamp, as an age (e.g. `30d`); unset means any age.
     #[arg(long, env = "EYE_MAX_EVENT_AGE", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_event_age: Option<Duration>,
@@ -161,7 +170,7 @@ impl PipelineArgs {
     /// The time rules events are validated with.
     pub fn time_rules(&self) -> TimeRules {
         TimeRules {
-            max_future_skew: self.max_future_skew,
+            max_future_skew: self.max_clock_skew,
             max_age: self.max_event_age,
         }
     }
@@ -169,8 +178,8 @@ impl PipelineArgs {
     /// The size limits events are validated with.
     pub fn limits(&self) -> Limits {
         Limits {
-            max_event_bytes: self.max_event_bytes,
-            ..Limits::default()
+            max_event_bytes: self.max_event_bytes.saturating_add(NORMALIZATION_SLACK),
+            max_depth: self.max_json_depth,
         }
     }
 
