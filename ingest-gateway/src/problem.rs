@@ -5,12 +5,11 @@
 //! authenticated, or the broker took none of its valid events. Everything else
 //! is a per-event result (see `response.rs`).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value};
+pub use eye_server_kit::problem::{Problem, PROBLEM_JSON};
+use serde_json::Value;
 
-/// The media type of problem details.
-pub const PROBLEM_JSON: &str = "application/problem+json";
 /// Seconds a client should wait before resending after a retryable failure.
 pub const RETRY_AFTER_SECS: u64 = 2;
 
@@ -133,68 +132,10 @@ impl IntoResponse for RequestError {
     }
 }
 
-/// An RFC 9457 problem document and the headers that go with it.
-#[derive(Debug, Clone)]
-pub struct Problem {
-    status: StatusCode,
-    body: Map<String, Value>,
-    /// Adds `Retry-After`: the failure is temporary.
-    pub retry_after: bool,
-    /// Adds `WWW-Authenticate: Bearer`: credentials are missing or wrong.
-    pub www_authenticate: bool,
-}
-
-impl Problem {
-    /// A problem of kind `slug` (the `type` is `urn:the-eye:problem:<slug>`).
-    pub fn new(status: StatusCode, slug: &str, title: &str, detail: String) -> Problem {
-        let mut body = Map::new();
-        body.insert(
-            "type".to_owned(),
-            Value::from(format!("urn:the-eye:problem:{slug}")),
-        );
-        body.insert("title".to_owned(), Value::from(title));
-        body.insert("status".to_owned(), Value::from(status.as_u16()));
-        body.insert("detail".to_owned(), Value::from(detail));
-        Problem {
-            status,
-            body,
-            retry_after: false,
-            www_authenticate: false,
-        }
-    }
-
-    /// Adds an extension member.
-    pub fn with(mut self, name: &str, value: Value) -> Problem {
-        self.body.insert(name.to_owned(), value);
-        self
-    }
-}
-
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
-        let body = Value::Object(self.body).to_string();
-        let mut response = (
-            self.status,
-            [(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON))],
-            body,
-        )
-            .into_response();
-        let headers = response.headers_mut();
-        if self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
-        }
-        if self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"eye\""),
-            );
-        }
-        response
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use axum::http::header;
+
     use super::*;
 
     #[test]

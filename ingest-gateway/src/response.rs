@@ -151,7 +151,7 @@ impl IngestResponse {
                 "Events could not be stored",
                 detail,
             );
-            problem.retry_after = true;
+            problem.retry_after = Some(RETRY_AFTER_SECS);
             return match serde_json::to_value(&self) {
                 Ok(serde_json::Value::Object(members)) => members
                     .into_iter()

@@ -10,6 +10,7 @@
 //! - [`jetstream`]: the streams and their settings, created idempotently.
 //! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
 //! - [`clients`]: the client registry (write keys, HMAC secrets, read tokens).
+//! - [`problem`]: problem+json (RFC 9457) answers for failed requests.
 
 pub mod args;
 pub mod clickhouse;
@@ -17,6 +18,7 @@ pub mod clients;
 pub mod jetstream;
 pub mod ops;
 pub mod probe;
+pub mod problem;
 pub mod serve;
 pub mod service;
 pub mod shutdown;
