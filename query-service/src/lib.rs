@@ -1,19 +1,50 @@
 //! The query service (`eye-query`): answers "this session's events in order", "this
 //! category", "this time range" and "what was rejected and why" from ClickHouse.
 //!
+//! # Map of the modules
+//!
 //! - [`config`]: flags and environment variables.
+//! - [`auth`]: the read-token extractor (client registry, constant-time compare).
+//! - [`params`]: query string / JSON body to typed, bounded values.
+//! - [`cursor`]: opaque keyset cursors bound to their filters.
+//! - [`sql`]: the statements, from fixed fragments, every value bound.
+//! - [`rows`]: the rows read and how each is written as JSON.
+//! - [`answer`]: running a read, JSON pages, timeouts, concurrency.
+//! - [`ndjson`]: streamed NDJSON exports.
+//! - [`routes`]: the HTTP API.
+//! - [`error`]: failures as problem+json.
+//! - [`metrics`]: metric names and handles.
 //! - [`run`]: the service itself, used by the binary and by tests.
 
+pub mod answer;
+pub mod auth;
 pub mod config;
+pub mod cursor;
+pub mod error;
+pub mod metrics;
+pub mod ndjson;
+pub mod params;
+pub mod routes;
+pub mod rows;
+pub mod sql;
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use eye_server_kit::clients::{ClientRegistry, ClientsError};
 use eye_server_kit::ops::{self, ClickHouseReady, Ops};
 use eye_server_kit::serve::{serve, ServeError};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+
+use crate::answer::Reader;
+use crate::config::ConfigError;
+use crate::metrics::Metrics;
+use crate::params::Limits;
+use crate::routes::AppState;
 
 /// The binary's name.
 pub const BINARY: &str = "eye-query";
@@ -24,6 +55,12 @@ pub const ABOUT: &str =
 /// Why the query service stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// A setting cannot work.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The client registry cannot be loaded.
+    #[error(transparent)]
+    Clients(#[from] ClientsError),
     /// The HTTP server failed.
     #[error(transparent)]
     Serve(#[from] ServeError),
@@ -35,14 +72,41 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), QueryError> {
+    config.check()?;
+    let clients = ClientRegistry::load(&config.clients_file)?;
+    tracing::info!(file = %config.clients_file.display(), clients = clients.len(), "loaded the client registry");
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
+    let mut registry = ops::registry("eye_query");
+    let metrics = Metrics::register(&mut registry);
     let ops = Ops::new(
-        ops::registry("eye_query"),
-        vec![Box::new(ClickHouseReady(clickhouse))],
+        registry,
+        vec![Box::new(ClickHouseReady(clickhouse.clone()))],
     );
+    let reader = Reader {
+        clickhouse,
+        query_timeout: config.query_timeout,
+        export_timeout: config.export_timeout,
+        permits: Arc::new(Semaphore::new(config.max_concurrent_queries)),
+        metrics,
+    };
+    let state = AppState::new(
+        Arc::new(clients),
+        reader,
+        Limits {
+            default: config.default_limit,
+            max: config.max_limit,
+        },
+        Limits {
+            default: config.max_export_rows,
+            max: config.max_export_rows,
+        },
+    );
+    let router = routes::router(state)
+        .merge(ops.router())
+        .fallback(routes::not_found);
     serve(
         listener,
-        ops.router(),
+        router,
         shutdown,
         Duration::from_secs(config.shutdown_grace_secs),
     )

@@ -5,10 +5,17 @@ use std::time::Duration;
 use eye_testkit::service::{parse_config, RunningService};
 use query_service::Config;
 
+fn clients_file() -> String {
+    format!("{}/../deploy/clients.toml", env!("CARGO_MANIFEST_DIR"))
+}
+
 #[tokio::test]
 async fn ready_when_clickhouse_answers_and_not_when_it_does_not() {
     let clickhouse = eye_testkit::shared_clickhouse();
+    let clients = clients_file();
     let config: Config = parse_config(&[
+        "--clients-file",
+        &clients,
         "--clickhouse-url",
         &clickhouse.http_url(),
         "--clickhouse-database",
@@ -33,7 +40,8 @@ async fn ready_when_clickhouse_answers_and_not_when_it_does_not() {
     query.stop(Duration::from_secs(5)).await;
 
     let closed = eye_testkit::closed_port();
-    let config: Config = parse_config(&["--clickhouse-url", &format!("http://127.0.0.1:{closed}")]);
+    let url = format!("http://127.0.0.1:{closed}");
+    let config: Config = parse_config(&["--clients-file", &clients, "--clickhouse-url", &url]);
     let query =
         RunningService::start(|listener, shutdown| query_service::run(config, listener, shutdown))
             .await;

@@ -1,0 +1,260 @@
+//! The HTTP API: routes, their shared state and the request counter.
+//!
+//! - `GET /v1/sessions/{session_id}/events`: one session's events in order.
+//! - `GET /v1/events`: events by any of `session_id`, `category`, `name`,
+//!   `from`, `to`; `POST /v1/events/search` takes the same as a JSON body.
+//! - `GET /v1/sessions`: sessions with events in a time range.
+//! - `GET /v1/errors`: rejected events by time, `code`, `client`.
+//!
+//! Every route takes `limit` and `cursor`, answers JSON pages by default and
+//! NDJSON exports for `Accept: application/x-ndjson`, and needs a read token.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
+use axum::http::HeaderMap;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use eye_server_kit::clients::ClientRegistry;
+
+use crate::answer::{Format, Read, Reader};
+use crate::auth::ReadAccess;
+use crate::cursor::Binding;
+use crate::error::ApiError;
+use crate::metrics::RequestLabels;
+use crate::params::{self, Limits, RawParams};
+use crate::rows::{ErrorRow, EventRow, SessionRow};
+use crate::sql;
+
+/// Largest search body.
+const MAX_SEARCH_BODY: usize = 64 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    clients: Arc<ClientRegistry>,
+    reader: Reader,
+    page: Limits,
+    export: Limits,
+}
+
+impl AppState {
+    /// Bundles the parts: the registry, the reader, the JSON page limits and
+    /// the NDJSON export limits.
+    pub fn new(clients: Arc<ClientRegistry>, reader: Reader, page: Limits, export: Limits) -> Self {
+        AppState(Arc::new(Inner {
+            clients,
+            reader,
+            page,
+            export,
+        }))
+    }
+
+    /// The registered clients.
+    pub fn clients(&self) -> &ClientRegistry {
+        &self.0.clients
+    }
+
+    fn limits(&self, format: Format) -> Limits {
+        match format {
+            Format::Json => self.0.page,
+            Format::Ndjson => self.0.export,
+        }
+    }
+
+    async fn events(
+        &self,
+        access: &ReadAccess,
+        raw: RawParams,
+        format: Format,
+        route: &'static str,
+    ) -> Result<Response, ApiError> {
+        let (filters, page) = params::events(raw, self.limits(format))?;
+        let scope = access.only_client();
+        let binding = Binding::new("events", &format!("{filters:?}|{scope:?}"));
+        let after = page
+            .cursor
+            .as_deref()
+            .map(|c| binding.decode(c))
+            .transpose()?;
+        let statement = sql::events(
+            &filters,
+            scope,
+            after.as_ref(),
+            page.limit.saturating_add(1),
+        );
+        let read = Read {
+            statement,
+            binding,
+            limit: page.limit,
+            route,
+        };
+        self.0.reader.answer::<EventRow>(read, format).await
+    }
+}
+
+/// The API router, with request counting.
+pub fn router(state: AppState) -> Router {
+    let metrics = state.0.reader.metrics.clone();
+    Router::new()
+        .route("/v1/sessions/{session_id}/events", get(session_events))
+        .route("/v1/events", get(get_events))
+        .route("/v1/events/search", post(search_events))
+        .route("/v1/sessions", get(get_sessions))
+        .route("/v1/errors", get(get_errors))
+        .layer(DefaultBodyLimit::max(MAX_SEARCH_BODY))
+        .with_state(state)
+        .layer(middleware::from_fn_with_state(metrics, count_requests))
+}
+
+async fn count_requests(
+    State(metrics): State<crate::metrics::Metrics>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", MatchedPath::as_str)
+        .to_owned();
+    let response = next.run(request).await;
+    metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            route,
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn session_events(
+    State(state): State<AppState>,
+    access: ReadAccess,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = RawParams::from_query(query.as_deref()).with_path("session_id", session_id)?;
+    state
+        .events(
+            &access,
+            raw,
+            Format::of(&headers),
+            "/v1/sessions/{session_id}/events",
+        )
+        .await
+}
+
+async fn get_events(
+    State(state): State<AppState>,
+    access: ReadAccess,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let raw = RawParams::from_query(query.as_deref());
+    state
+        .events(&access, raw, Format::of(&headers), "/v1/events")
+        .await
+}
+
+async fn search_events(
+    State(state): State<AppState>,
+    access: ReadAccess,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    // One place for the parameters: the body.
+    if let Some((name, _)) = RawParams::from_query(query.as_deref()).into_first() {
+        return Err(ApiError::param(
+            &name,
+            "search parameters go in the JSON body, not the query string",
+        ));
+    }
+    let raw = RawParams::from_json(&body)?;
+    state
+        .events(&access, raw, Format::of(&headers), "/v1/events/search")
+        .await
+}
+
+async fn get_sessions(
+    State(state): State<AppState>,
+    access: ReadAccess,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let format = Format::of(&headers);
+    let raw = RawParams::from_query(query.as_deref());
+    let (filters, page) = params::sessions(raw, state.limits(format))?;
+    let scope = access.only_client();
+    let binding = Binding::new("sessions", &format!("{filters:?}|{scope:?}"));
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| binding.decode(c))
+        .transpose()?;
+    let statement = sql::sessions(
+        &filters,
+        scope,
+        after.as_ref(),
+        page.limit.saturating_add(1),
+    );
+    let read = Read {
+        statement,
+        binding,
+        limit: page.limit,
+        route: "/v1/sessions",
+    };
+    state.0.reader.answer::<SessionRow>(read, format).await
+}
+
+async fn get_errors(
+    State(state): State<AppState>,
+    access: ReadAccess,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let format = Format::of(&headers);
+    let raw = RawParams::from_query(query.as_deref());
+    let (mut filters, page) = params::errors(raw, state.limits(format))?;
+    if let Some(own) = access.only_client() {
+        match &filters.client {
+            Some(asked) if asked != own => {
+                return Err(ApiError::Forbidden(format!(
+                    "this read token only reads the rejects of client {own:?}"
+                )))
+            }
+            _ => filters.client = Some(own.to_owned()),
+        }
+    }
+    let binding = Binding::new("errors", &format!("{filters:?}"));
+    let after = page
+        .cursor
+        .as_deref()
+        .map(|c| binding.decode(c))
+        .transpose()?;
+    let statement = sql::errors(&filters, after.as_ref(), page.limit.saturating_add(1));
+    let read = Read {
+        statement,
+        binding,
+        limit: page.limit,
+        route: "/v1/errors",
+    };
+    state.0.reader.answer::<ErrorRow>(read, format).await
+}
+
+/// Answers 404 for unknown paths as problem+json too.
+pub async fn not_found() -> impl IntoResponse {
+    eye_server_kit::problem::Problem::new(
+        axum::http::StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such route; see /v1/events, /v1/sessions, /v1/errors".to_owned(),
+    )
+}

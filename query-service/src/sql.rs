@@ -1,0 +1,272 @@
+//! The SQL the query service sends, built from fixed fragments.
+//!
+//! Rules:
+//! - **Only fragments from this file become SQL text.** Every value is a `?`
+//!   bound by the `clickhouse` crate (which quotes and escapes it), so no
+//!   request can change a statement's shape. ClickHouse 18.16 has no server
+//!   side query parameters, so client-side binding is what both versions share.
+//! - **Each event once.** Reads use `FINAL` (see `migrations/0001_events.sql`):
+//!   a redelivered copy is merged away on the fly, before or after a merge.
+//! - **The right sort order.** A session is read from `events` (sorted by
+//!   session), anything else from `events_by_category` (sorted by category
+//!   and time); rejects from `event_errors`.
+//! - **Partition pruning.** A time bound on `timestamp_us` is repeated on the
+//!   second-precision partition column (`timestamp`, `received_at`), so only
+//!   the months in range are read.
+//! - **Keyset order.** Every read has a total order ending in unique columns,
+//!   and a page starts strictly after the cursor's position.
+
+use eye_contract::Timestamp;
+
+use crate::cursor::Position;
+use crate::params::{ErrorFilters, EventFilters, Range, SessionFilters};
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string (quoted and escaped by the crate).
+    Str(String),
+    /// A signed number.
+    Int(i64),
+    /// An unsigned number.
+    UInt(u64),
+}
+
+/// A statement and its values, in the order of its `?`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Statement {
+    /// The SQL text, made only of this module's fragments.
+    pub sql: String,
+    /// The values of its `?`, in order.
+    pub binds: Vec<Value>,
+}
+
+impl Statement {
+    fn new(head: &str) -> Statement {
+        Statement {
+            sql: head.to_owned(),
+            binds: Vec::new(),
+        }
+    }
+
+    /// Appends `fragment` (a constant of this module) and the values of its `?`.
+    fn push(&mut self, fragment: &'static str, values: impl IntoIterator<Item = Value>) {
+        self.sql.push_str(fragment);
+        self.binds.extend(values);
+    }
+
+    /// The crate's query for this statement, with its values bound.
+    pub fn query(&self, client: &clickhouse::Client) -> clickhouse::query::Query {
+        let mut query = client.query(&self.sql);
+        for value in &self.binds {
+            query = match value {
+                Value::Str(s) => query.bind(s.as_str()),
+                Value::Int(n) => query.bind(*n),
+                Value::UInt(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+}
+
+/// Whole seconds of `ts` as a `DateTime` value (clamped to its range), for
+/// the partition-pruning bounds.
+fn seconds(ts: Timestamp) -> Value {
+    let s = ts
+        .as_micros()
+        .div_euclid(1_000_000)
+        .clamp(0, i64::from(u32::MAX));
+    Value::Int(s)
+}
+
+/// `[from, to)` on a microsecond column and its second-precision partition column.
+fn range(st: &mut Statement, range: Range, us: &'static [&'static str; 2]) {
+    let [from_fragment, to_fragment] = us;
+    if let Some(from) = range.from {
+        st.push(from_fragment, [Value::Int(from.as_micros()), seconds(from)]);
+    }
+    if let Some(to) = range.to {
+        // The last second that can hold an instant before `to`.
+        let last = Timestamp::from_micros(to.as_micros().saturating_sub(1));
+        st.push(to_fragment, [Value::Int(to.as_micros()), seconds(last)]);
+    }
+}
+
+const EVENT_RANGE: &[&str; 2] = &[
+    "\n  AND timestamp_us >= ? AND timestamp >= toDateTime(?, 'UTC')",
+    "\n  AND timestamp_us < ? AND timestamp <= toDateTime(?, 'UTC')",
+];
+const ERROR_RANGE: &[&str; 2] = &[
+    "\n  AND received_us >= ? AND received_at >= toDateTime(?, 'UTC')",
+    "\n  AND received_us < ? AND received_at <= toDateTime(?, 'UTC')",
+];
+
+/// Events matching `filters`, visible to `scope` (a client id, or every
+/// client), after `after`, in order of occurrence then event id (then
+/// client, since ids are unique per client), `limit` rows.
+pub fn events(
+    filters: &EventFilters,
+    scope: Option<&str>,
+    after: Option<&Position>,
+    limit: u64,
+) -> Statement {
+    let mut st = Statement::new(
+        "SELECT event_id, client_id, toString(session_id) AS sid, category, name, data, timestamp_us",
+    );
+    match filters.session_id {
+        Some(session) => st.push(
+            "\nFROM events FINAL\nWHERE session_id = toUUID(?)",
+            [Value::Str(session.hyphenated().to_string())],
+        ),
+        None => st.push("\nFROM events_by_category FINAL\nWHERE 1", []),
+    }
+    if let Some(category) = &filters.category {
+        st.push("\n  AND category = ?", [Value::Str(category.clone())]);
+    }
+    if let Some(name) = &filters.name {
+        st.push("\n  AND name = ?", [Value::Str(name.clone())]);
+    }
+    if let Some(client) = scope {
+        st.push("\n  AND client_id = ?", [Value::Str(client.to_owned())]);
+    }
+    range(&mut st, filters.range, EVENT_RANGE);
+    if let Some(p) = after {
+        // Expanded instead of a tuple comparison: the same on every version,
+        // and the first term keeps the primary key usable.
+        st.push(
+            "\n  AND timestamp_us >= ? AND (timestamp_us > ? OR event_id > ? OR (event_id = ? AND client_id > ?))",
+            [
+                Value::Int(p.time_us),
+                Value::Int(p.time_us),
+                Value::Str(p.id.clone()),
+                Value::Str(p.id.clone()),
+                Value::Str(p.client.clone()),
+            ],
+        );
+    }
+    st.push(
+        "\nORDER BY timestamp_us, event_id, client_id\nLIMIT ?",
+        [Value::UInt(limit)],
+    );
+    st
+}
+
+/// Sessions with events in the range (and, with a category, with at least
+/// one event of it there): first and last time, event count and the
+/// categories of their events in the range, ordered by first time then id.
+pub fn sessions(
+    filters: &SessionFilters,
+    scope: Option<&str>,
+    after: Option<&Position>,
+    limit: u64,
+) -> Statement {
+    let mut st = Statement::new(
+        "SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, \
+         count() AS event_count, arraySort(groupUniqArray(category)) AS categories\
+         \nFROM events FINAL\nWHERE 1",
+    );
+    if let Some(client) = scope {
+        st.push("\n  AND client_id = ?", [Value::Str(client.to_owned())]);
+    }
+    range(&mut st, filters.range, EVENT_RANGE);
+    if let Some(category) = &filters.category {
+        // The category's sessions come from the table sorted by category;
+        // their statistics from the one sorted by session.
+        st.push(
+            "\n  AND session_id IN (SELECT session_id FROM events_by_category WHERE category = ?",
+            [Value::Str(category.clone())],
+        );
+        if let Some(client) = scope {
+            st.push("\n    AND client_id = ?", [Value::Str(client.to_owned())]);
+        }
+        range(&mut st, filters.range, EVENT_RANGE);
+        st.push(")", []);
+    }
+    st.push("\nGROUP BY session_id", []);
+    if let Some(p) = after {
+        st.push(
+            "\nHAVING first_us > ? OR (first_us = ? AND sid > ?)",
+            [
+                Value::Int(p.time_us),
+                Value::Int(p.time_us),
+                Value::Str(p.id.clone()),
+            ],
+        );
+    }
+    st.push("\nORDER BY first_us, sid\nLIMIT ?", [Value::UInt(limit)]);
+    st
+}
+
+/// Rejects matching `filters` (already narrowed to the token's client when
+/// its scope is one client), in order of reception then reject id.
+pub fn errors(filters: &ErrorFilters, after: Option<&Position>, limit: u64) -> Statement {
+    let mut st = Statement::new(
+        "SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated\
+         \nFROM event_errors FINAL\nWHERE 1",
+    );
+    if let Some(client) = &filters.client {
+        st.push("\n  AND client_id = ?", [Value::Str(client.clone())]);
+    }
+    if let Some(code) = filters.code {
+        st.push("\n  AND code = ?", [Value::Str(code.as_str().to_owned())]);
+    }
+    range(&mut st, filters.range, ERROR_RANGE);
+    if let Some(p) = after {
+        st.push(
+            "\n  AND received_us >= ? AND (received_us > ? OR reject_id > ?)",
+            [
+                Value::Int(p.time_us),
+                Value::Int(p.time_us),
+                Value::Str(p.id.clone()),
+            ],
+        );
+    }
+    st.push(
+        "\nORDER BY received_us, reject_id\nLIMIT ?",
+        [Value::UInt(limit)],
+    );
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_never_enter_the_text() {
+        let evil = "x' OR 1=1 --?";
+        let filters = EventFilters {
+            category: Some(evil.to_owned()),
+            name: Some(evil.to_owned()),
+            range: Range {
+                from: Some(Timestamp::from_micros(1_500_000)),
+                to: Some(Timestamp::from_micros(3_000_000)),
+            },
+            ..EventFilters::default()
+        };
+        let position = Position {
+            time_us: 2,
+            id: evil.to_owned(),
+            client: evil.to_owned(),
+        };
+        let st = events(&filters, Some("demo"), Some(&position), 11);
+        assert!(!st.sql.contains(evil));
+        assert_eq!(st.sql.matches('?').count(), st.binds.len());
+        // [1.5 s, 3 s): seconds 1 to 2.
+        assert!(st.binds.contains(&Value::Int(1)) && st.binds.contains(&Value::Int(2)));
+        assert!(st.sql.contains("FROM events_by_category FINAL"));
+        let st = sessions(
+            &SessionFilters {
+                category: Some(evil.to_owned()),
+                range: filters.range,
+            },
+            Some("demo"),
+            Some(&position),
+            5,
+        );
+        assert!(!st.sql.contains(evil));
+        assert_eq!(st.sql.matches('?').count(), st.binds.len());
+        let st = errors(&ErrorFilters::default(), Some(&position), 5);
+        assert_eq!(st.sql.matches('?').count(), st.binds.len());
+    }
+}
