@@ -28,6 +28,9 @@ pub enum ApiError {
     /// The JSON body of a search cannot be read.
     #[error("the body is not a JSON object of search parameters: {0}")]
     BadBody(String),
+    /// The search body is larger than allowed.
+    #[error("the body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     /// No read token, or one the registry does not know.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -61,6 +64,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadParameter { .. } | ApiError::BadBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Overloaded | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -74,6 +78,7 @@ impl ApiError {
         let (slug, title) = match self {
             ApiError::BadParameter { .. } => ("bad-parameter", "Bad parameter"),
             ApiError::BadBody(_) => ("bad-body", "Bad search body"),
+            ApiError::BodyTooLarge(_) => ("body-too-large", "Body too large"),
             ApiError::Unauthenticated(_) => ("unauthenticated", "Not authenticated"),
             ApiError::Forbidden(_) => ("forbidden", "Not allowed"),
             ApiError::Overloaded => ("overloaded", "Too many queries"),

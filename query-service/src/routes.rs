@@ -12,8 +12,9 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -168,8 +169,12 @@ async fn search_events(
     access: ReadAccess,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::BodyTooLarge(MAX_SEARCH_BODY),
+        _ => ApiError::BadBody(rejection.body_text()),
+    })?;
     // One place for the parameters: the body.
     if let Some((name, _)) = RawParams::from_query(query.as_deref()).into_first() {
         return Err(ApiError::param(
@@ -252,7 +257,7 @@ async fn get_errors(
 /// Answers 404 for unknown paths as problem+json too.
 pub async fn not_found() -> impl IntoResponse {
     eye_server_kit::problem::Problem::new(
-        axum::http::StatusCode::NOT_FOUND,
+        StatusCode::NOT_FOUND,
         "not-found",
         "Not found",
         "no such route; see /v1/events, /v1/sessions, /v1/errors".to_owned(),
