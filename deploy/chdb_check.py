@@ -12,7 +12,10 @@ the `chdb-core` Python package (26.x), without a server:
      runner does, the consumer's INSERT column lists, the readiness query and
      the recommended reads;
   3. checks on the results: a redelivered row is read once (FINAL), the
-     materialized view fills events_by_category, microseconds survive.
+     materialized view fills events_by_category, microseconds survive;
+  4. every read shape of the query service (query-service/sql/reads.sql,
+     generated from its code with example values) and every ```sql block of
+     docs/sql.md (the analysts' queries).
 
 Prints each statement as it runs; exits non-zero on the first failure (an
 error from ClickHouse, a file nobody listed here, a wrong result).
@@ -28,6 +31,8 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIGRATIONS = os.path.join(ROOT, "migrations")
 CONSUMER_SQL = os.path.join(ROOT, "consumer", "sql")
+QUERY_SQL = os.path.join(ROOT, "query-service", "sql")
+DOCS_SQL = os.path.join(ROOT, "docs", "sql.md")
 DATABASE = "eye_chdb_check"
 
 # Every file of consumer/sql/, in the order it runs. A new file must be added
@@ -215,6 +220,24 @@ def check_results(runner):
             raise CheckFailed(f"check {name}: {sql} gave {got!r}, expected {want!r}")
 
 
+def run_reads(runner):
+    """The query service's statements and the analysts' queries: they must
+    run (their answers are checked by the Rust tests on 18.16)."""
+    for name in sorted(n for n in os.listdir(QUERY_SQL) if n.endswith(".sql")):
+        with open(os.path.join(QUERY_SQL, name), encoding="utf-8") as f:
+            found = statements(f.read())
+        if not found:
+            raise CheckFailed(f"query-service/sql/{name}: no statement")
+        for i, statement in enumerate(found, start=1):
+            runner.run(f"query-service/sql/{name}#{i}", statement)
+    with open(DOCS_SQL, encoding="utf-8") as f:
+        blocks = re.findall(r"^```sql\n(.*?)^```", f.read(), re.S | re.M)
+    if not blocks:
+        raise CheckFailed("docs/sql.md: no ```sql block")
+    for i, block in enumerate(blocks, start=1):
+        runner.run(f"docs/sql.md#{i}", block.strip())
+
+
 def main():
     try:
         import chdb
@@ -233,6 +256,7 @@ def main():
         print(f"chdb_check: ClickHouse {runner.version} (chdb {chdb.__version__})", flush=True)
         run_consumer_sql(runner)
         check_results(runner)
+        run_reads(runner)
     except CheckFailed as failure:
         print(f"chdb_check: FAILED: {failure}", file=sys.stderr)
         return 1
