@@ -52,8 +52,11 @@ Commands:
                 eye-consumer, eye-gateway and eye-query on 127.0.0.1 in the
                 foreground. Ctrl-C or SIGTERM stops everything it started;
                 so does any of them dying.
-  test [ARGS]   Install what is missing, then run every test suite (today:
-                cargo test --workspace --locked; ARGS go to cargo test).
+  test [ARGS]   Install what is missing, then run every test suite:
+                cargo test --workspace --locked (ARGS go to cargo test), and
+                deploy/chdb_check.py, which runs every migration and every
+                query on current ClickHouse (chdb-core, pip-installed into
+                target/chdb-venv on first use).
   help          This text.
 
 Variables (defaults in brackets):
@@ -185,14 +188,38 @@ stop_system_service() {
 # test
 
 # Each suite is a function; `test` runs them all, even after a failure, and fails
-# if any failed. Add later suites (e.g. the Python chdb tests) to this list.
+# if any failed. Add later suites to this list.
 readonly TEST_SUITES=(
     suite_rust
+    suite_chdb
 )
 
 suite_rust() {
     # Not nextest: the integration tests share one server per test binary.
     cargo test --workspace --locked --no-fail-fast "$@"
+}
+
+# The schema and every query on current ClickHouse (the tests run 18.16): the
+# ClickHouse embedded in the chdb-core Python package (26.x), in a venv of its
+# own so nothing is installed system-wide. Ignores ARGS (they are cargo's).
+suite_chdb() {
+    local venv="$REPO_ROOT/target/chdb-venv"
+    command -v python3 >/dev/null || {
+        say "python3 not found: install python3 and python3-venv (Debian) for the chdb check"
+        return 1
+    }
+    if [[ ! -x $venv/bin/python ]]; then
+        say "creating $venv for chdb-core"
+        python3 -m venv "$venv" || {
+            say "python3 -m venv failed: install python3-venv (Debian)"
+            return 1
+        }
+    fi
+    if ! "$venv/bin/python" -c 'import chdb' 2>/dev/null; then
+        say "installing chdb-core (pip) into $venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check chdb-core || return 1
+    fi
+    "$venv/bin/python" "$REPO_ROOT/deploy/chdb_check.py"
 }
 
 cmd_test() {
