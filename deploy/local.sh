@@ -675,13 +675,6 @@ Send an event with the write key (as a browser would):
     -H 'Authorization: Bearer $DEMO_WRITE_KEY' -H 'Content-Type: application/json' \\
     -d '{"session_id": "$session", "category": "party", "name": "AppName", "data": {"host": "www.party.com", "path": "/"}, "timestamp": "2021-09-26 09:15:27.243860"}'
 
-Send it signed with the HMAC secret (as a server would):
-  body='{"session_id": "$session", "category": "party", "name": "AppName", "data": {"host": "www.party.com", "path": "/"}, "timestamp": "2021-09-26 09:15:27.243860"}'
-  ts=\$(date +%s)
-  sig=\$(printf '%s.%s' "\$ts" "\$body" | openssl dgst -sha256 -hmac '$DEMO_SECRET' -r | cut -d' ' -f1)
-  curl -sS -X POST $gateway/v1/events -H 'Content-Type: application/json' \\
-    -H 'X-Eye-Client: $DEMO_CLIENT' -H "X-Eye-Timestamp: \$ts" -H "X-Eye-Signature: v1=\$sig" -d "\$body"
-
 Read the session back:
   curl -sS $query/v1/sessions/$session/events \\
     -H 'Authorization: Bearer $DEMO_READ_TOKEN'
