@@ -184,7 +184,8 @@ impl Work<'_> {
             match migrations::migrate(&self.clickhouse, &database).await {
                 Ok(applied) => {
                     tracing::info!(%database, ?applied, "ClickHouse schema is up to date");
-                    self.status.set_schema(Ok(()));
+                    let version = migrations::MIGRATIONS.last().map_or(0, |m| m.version);
+                    self.status.set_schema(Ok(version));
                     Ok(Ok(()))
                 }
                 Err(error) if error.is_permanent() => Ok(Err(error)),

@@ -16,6 +16,8 @@ use serde::Serialize;
 pub struct Snapshot {
     /// Whether the schema is up to date; until then nothing is consumed.
     pub schema_ready: bool,
+    /// The schema version (latest migration) this instance checked or applied.
+    pub schema_version: Option<u32>,
     /// Why the schema is not up to date yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_error: Option<String>,
@@ -87,11 +89,17 @@ impl Status {
         self.lock().clone()
     }
 
-    /// Records the outcome of a migration attempt.
-    pub fn set_schema(&self, outcome: Result<(), String>) {
+    /// Records the outcome of a migration attempt: the schema version, or why not.
+    pub fn set_schema(&self, outcome: Result<u32, String>) {
         let mut s = self.lock();
         s.schema_ready = outcome.is_ok();
-        s.schema_error = outcome.err();
+        match outcome {
+            Ok(version) => {
+                s.schema_version = Some(version);
+                s.schema_error = None;
+            }
+            Err(error) => s.schema_error = Some(error),
+        }
     }
 
     /// Records a confirmed INSERT of `events` and `rejects` rows.
@@ -188,7 +196,7 @@ mod tests {
             max_lag: 10,
         };
         assert!(check.check().await.unwrap_err().contains("migrations"));
-        status.set_schema(Ok(()));
+        status.set_schema(Ok(3));
         assert_eq!(check.check().await, Ok(()));
         status.insert_failed("connection refused".into());
         assert!(check

@@ -124,6 +124,7 @@ async fn ten_thousand_events_are_stored_exactly_once_with_exact_values() {
 
     let status = status(&service).await;
     assert_eq!(status["events_stored"], 10_000, "{status}");
+    assert_eq!(status["schema_version"], 3, "{status}");
     assert!(metric(&service, "eye_consumer_events_stored_total").await >= 10_000.0);
     let text = reqwest::get(service.url("/metrics"))
         .await
