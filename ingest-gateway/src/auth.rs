@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use eye_server_kit::clients::{Client, ClientRegistry};
+use eye_server_kit::http::{bearer, BearerError};
 
 use crate::problem::RequestError;
 use crate::routes::AppState;
@@ -35,30 +36,15 @@ pub fn authenticate(
     headers: &HeaderMap,
     clients: &ClientRegistry,
 ) -> Result<Arc<Client>, RequestError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = match (values.next(), values.next()) {
-        (None, _) => {
-            return Err(RequestError::Unauthenticated(
-                "no credentials: send the client's write key as `Authorization: Bearer <key>`",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(RequestError::Unauthenticated(
-                "more than one Authorization header",
-            ))
-        }
-        (Some(value), None) => value,
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, key)| key.trim())
-        .filter(|key| !key.is_empty())
-        .ok_or(RequestError::Unauthenticated(
-            "the Authorization header must be `Bearer <write key>`",
-        ))?;
+    let key = bearer(headers).map_err(|error| {
+        RequestError::Unauthenticated(match error {
+            BearerError::Missing => {
+                "no credentials: send the client's write key as `Authorization: Bearer <key>`"
+            }
+            BearerError::Repeated => "more than one Authorization header",
+            BearerError::Malformed => "the Authorization header must be `Bearer <write key>`",
+        })
+    })?;
     clients
         .by_write_key(key)
         .map(|(client, _)| Arc::clone(client))
@@ -67,7 +53,7 @@ pub fn authenticate(
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::http::{header, HeaderValue};
 
     use super::*;
 

@@ -24,14 +24,7 @@ pub const INFLIGHT_PUBLISHES: &str = "inflight_publishes";
 /// Reject records that could not be published to the rejects subject.
 pub const REJECT_PUBLISH_FAILURES: &str = "reject_publish_failures";
 
-/// Labels of [`REQUESTS`].
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// The route template, e.g. `/v1/events` (`other` for unmatched paths).
-    pub route: String,
-    /// The HTTP status code.
-    pub status: u16,
-}
+pub use eye_server_kit::http::RequestLabels;
 
 /// Labels of per-code event counters.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

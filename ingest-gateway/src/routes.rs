@@ -12,20 +12,21 @@
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use eye_contract::{Event, Timestamp, Validator};
 use eye_server_kit::clients::ClientRegistry;
+use eye_server_kit::http::count_requests;
 use serde_json::{json, Value};
 
 use crate::auth::Sender;
 use crate::body::{self, BodyLimits};
 use crate::check::{self, Checked, Outcome, RawBody};
-use crate::metrics::{Metrics, RequestLabels};
+use crate::metrics::Metrics;
 use crate::problem::RequestError;
 use crate::publish::Publisher;
 use crate::response::IngestResponse;
@@ -89,24 +90,10 @@ pub fn router(state: AppState) -> Router {
         // Bodies are read by `body::read` with the configured limit instead.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
-        .layer(middleware::from_fn_with_state(metrics, count_requests))
-}
-
-async fn count_requests(State(metrics): State<Metrics>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("other", MatchedPath::as_str)
-        .to_owned();
-    let response = next.run(request).await;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+        .layer(middleware::from_fn_with_state(
+            metrics.requests,
+            count_requests,
+        ))
 }
 
 async fn post_events(

@@ -7,8 +7,9 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::HeaderMap;
 use eye_server_kit::clients::{ClientRegistry, ReadScope};
+use eye_server_kit::http::{bearer, BearerError};
 
 use crate::error::ApiError;
 use crate::routes::AppState;
@@ -42,30 +43,15 @@ impl FromRequestParts<AppState> for ReadAccess {
 
 /// The access the request's read token gives.
 pub fn authenticate(headers: &HeaderMap, clients: &ClientRegistry) -> Result<ReadAccess, ApiError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let value = match (values.next(), values.next()) {
-        (None, _) => {
-            return Err(ApiError::Unauthenticated(
-                "no credentials: send a read token as `Authorization: Bearer <token>`",
-            ))
-        }
-        (Some(_), Some(_)) => {
-            return Err(ApiError::Unauthenticated(
-                "more than one Authorization header",
-            ))
-        }
-        (Some(value), None) => value,
-    };
-    let token = value
-        .to_str()
-        .ok()
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .filter(|token| !token.is_empty())
-        .ok_or(ApiError::Unauthenticated(
-            "the Authorization header must be `Bearer <read token>`",
-        ))?;
+    let token = bearer(headers).map_err(|error| {
+        ApiError::Unauthenticated(match error {
+            BearerError::Missing => {
+                "no credentials: send a read token as `Authorization: Bearer <token>`"
+            }
+            BearerError::Repeated => "more than one Authorization header",
+            BearerError::Malformed => "the Authorization header must be `Bearer <read token>`",
+        })
+    })?;
     clients
         .by_read_token(token)
         .map(|(client, entry)| ReadAccess {
@@ -77,7 +63,7 @@ pub fn authenticate(headers: &HeaderMap, clients: &ClientRegistry) -> Result<Rea
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::http::{header, HeaderValue};
 
     use super::*;
 

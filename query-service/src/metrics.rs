@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use eye_server_kit::http::RequestCounter;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -16,15 +17,6 @@ pub const REQUESTS: &str = "http_requests";
 pub const QUERY_DURATION: &str = "query_duration";
 /// Rows answered, by route.
 pub const ROWS: &str = "rows";
-
-/// Labels of [`REQUESTS`].
-#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
-    /// The route template (`other` for unmatched paths).
-    pub route: String,
-    /// The HTTP status code.
-    pub status: u16,
-}
 
 /// Labels of per-route series.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -44,7 +36,7 @@ fn query_histogram() -> Histogram {
 #[derive(Debug, Clone)]
 pub struct Metrics {
     /// See [`REQUESTS`].
-    pub requests: Family<RequestLabels, Counter>,
+    pub requests: RequestCounter,
     /// See [`QUERY_DURATION`].
     pub query_duration: HistogramFamily,
     /// See [`ROWS`].

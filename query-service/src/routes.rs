@@ -13,19 +13,19 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::middleware::{self, Next};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use eye_server_kit::clients::ClientRegistry;
+use eye_server_kit::http::count_requests;
 
 use crate::answer::{Format, Read, Reader};
 use crate::auth::ReadAccess;
 use crate::cursor::Binding;
 use crate::error::ApiError;
-use crate::metrics::RequestLabels;
 use crate::params::{self, Limits, RawParams};
 use crate::rows::{ErrorRow, EventRow, SessionRow};
 use crate::sql;
@@ -110,28 +110,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/errors", get(get_errors))
         .layer(DefaultBodyLimit::max(MAX_SEARCH_BODY))
         .with_state(state)
-        .layer(middleware::from_fn_with_state(metrics, count_requests))
-}
-
-async fn count_requests(
-    State(metrics): State<crate::metrics::Metrics>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("other", MatchedPath::as_str)
-        .to_owned();
-    let response = next.run(request).await;
-    metrics
-        .requests
-        .get_or_create(&RequestLabels {
-            route,
-            status: response.status().as_u16(),
-        })
-        .inc();
-    response
+        .layer(middleware::from_fn_with_state(
+            metrics.requests,
+            count_requests,
+        ))
 }
 
 async fn session_events(

@@ -10,11 +10,13 @@
 //! - [`jetstream`]: the streams and their settings, created idempotently.
 //! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
 //! - [`clients`]: the client registry (write keys, HMAC secrets, read tokens).
+//! - [`http`]: the bearer credential of a request, and the request counter.
 //! - [`problem`]: problem+json (RFC 9457) answers for failed requests.
 
 pub mod args;
 pub mod clickhouse;
 pub mod clients;
+pub mod http;
 pub mod jetstream;
 pub mod ops;
 pub mod probe;
