@@ -24,11 +24,11 @@ use eye_server_kit::http::count_requests;
 
 use crate::answer::{Format, Read, Reader};
 use crate::auth::ReadAccess;
-use crate::cursor::Binding;
+use crate::cursor::{Binding, Position};
 use crate::error::ApiError;
-use crate::params::{self, Limits, RawParams};
-use crate::rows::{ErrorRow, EventRow, SessionRow};
-use crate::sql;
+use crate::params::{self, Limits, Page, RawParams};
+use crate::rows::{ErrorRow, EventRow, Output, SessionRow};
+use crate::sql::{self, Statement};
 
 /// Largest search body.
 const MAX_SEARCH_BODY: usize = 64 * 1024;
@@ -77,25 +77,36 @@ impl AppState {
     ) -> Result<Response, ApiError> {
         let (filters, page) = params::events(raw, self.limits(format))?;
         let scope = access.only_client();
-        let binding = Binding::new("events", &format!("{filters:?}|{scope:?}"));
+        let fingerprint = format!("{filters:?}|{scope:?}");
+        let build = |after: Option<&Position>, rows| sql::events(&filters, scope, after, rows);
+        self.read::<EventRow>(format, route, &fingerprint, page, build)
+            .await
+    }
+
+    /// Runs a read of `T` rows: decodes the cursor (bound to `fingerprint`,
+    /// the filters and scope), builds the statement for `limit + 1` rows
+    /// after it, and answers as `format`.
+    async fn read<T: Output>(
+        &self,
+        format: Format,
+        route: &'static str,
+        fingerprint: &str,
+        page: Page,
+        build: impl FnOnce(Option<&Position>, u64) -> Statement,
+    ) -> Result<Response, ApiError> {
+        let binding = Binding::new(T::MEMBER, fingerprint);
         let after = page
             .cursor
             .as_deref()
             .map(|c| binding.decode(c))
             .transpose()?;
-        let statement = sql::events(
-            &filters,
-            scope,
-            after.as_ref(),
-            page.limit.saturating_add(1),
-        );
         let read = Read {
-            statement,
+            statement: build(after.as_ref(), page.limit.saturating_add(1)),
             binding,
             limit: page.limit,
             route,
         };
-        self.0.reader.answer::<EventRow>(read, format).await
+        self.0.reader.answer::<T>(read, format).await
     }
 }
 
@@ -180,25 +191,11 @@ async fn get_sessions(
     let raw = RawParams::from_query(query.as_deref());
     let (filters, page) = params::sessions(raw, state.limits(format))?;
     let scope = access.only_client();
-    let binding = Binding::new("sessions", &format!("{filters:?}|{scope:?}"));
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| binding.decode(c))
-        .transpose()?;
-    let statement = sql::sessions(
-        &filters,
-        scope,
-        after.as_ref(),
-        page.limit.saturating_add(1),
-    );
-    let read = Read {
-        statement,
-        binding,
-        limit: page.limit,
-        route: "/v1/sessions",
-    };
-    state.0.reader.answer::<SessionRow>(read, format).await
+    let fingerprint = format!("{filters:?}|{scope:?}");
+    let build = |after: Option<&Position>, rows| sql::sessions(&filters, scope, after, rows);
+    state
+        .read::<SessionRow>(format, "/v1/sessions", &fingerprint, page, build)
+        .await
 }
 
 async fn get_errors(
@@ -220,20 +217,11 @@ async fn get_errors(
             _ => filters.client = Some(own.to_owned()),
         }
     }
-    let binding = Binding::new("errors", &format!("{filters:?}"));
-    let after = page
-        .cursor
-        .as_deref()
-        .map(|c| binding.decode(c))
-        .transpose()?;
-    let statement = sql::errors(&filters, after.as_ref(), page.limit.saturating_add(1));
-    let read = Read {
-        statement,
-        binding,
-        limit: page.limit,
-        route: "/v1/errors",
-    };
-    state.0.reader.answer::<ErrorRow>(read, format).await
+    let fingerprint = format!("{filters:?}");
+    let build = |after: Option<&Position>, rows| sql::errors(&filters, after, rows);
+    state
+        .read::<ErrorRow>(format, "/v1/errors", &fingerprint, page, build)
+        .await
 }
 
 /// Answers 404 for unknown paths as problem+json too.
