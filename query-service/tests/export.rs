@@ -72,6 +72,28 @@ async fn a_200k_row_ndjson_export_streams_in_bounded_memory() {
         assert_eq!(body["events"].as_array().map(Vec::len), Some(100));
     }
     took.sort();
+    let mut direct = Vec::new();
+    for session in sessions.iter().take(30) {
+        let started = Instant::now();
+        let st = query_service::sql::events(
+            &query_service::params::EventFilters {
+                session_id: Some(*session),
+                ..Default::default()
+            },
+            None,
+            None,
+            101,
+        );
+        let rows = st
+            .query(&stack.writer)
+            .fetch_all::<query_service::rows::EventRow>()
+            .await
+            .expect("direct");
+        direct.push(started.elapsed());
+        assert_eq!(rows.len(), 100);
+    }
+    direct.sort();
+    eprintln!("direct ClickHouse: median {:?}", direct[direct.len() / 2]);
     eprintln!(
         "session read (100 of {ROWS} rows): median {:?}, max {:?}",
         took[took.len() / 2],
