@@ -110,6 +110,24 @@ async fn events_come_in_order_of_occurrence_with_inclusive_exclusive_bounds() {
         ids(body["events"].as_array().expect("events")),
         ["e1", "e2a", "other"]
     );
+
+    // Requests by route and status, and query latency, are measured.
+    let metrics = stack
+        .http
+        .get(stack.service.url("/metrics"))
+        .send()
+        .await
+        .expect("sent")
+        .text()
+        .await
+        .expect("metrics");
+    for series in [
+        r#"eye_query_http_requests_total{route="/v1/sessions/{session_id}/events",status="200"} 2"#,
+        r#"eye_query_query_duration_seconds_count{route="/v1/events/search"} 1"#,
+        r#"eye_query_rows_total{route="/v1/events"} 8"#,
+    ] {
+        assert!(metrics.contains(series), "{series} missing in:\n{metrics}");
+    }
 }
 
 #[tokio::test]
