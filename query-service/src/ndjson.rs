@@ -14,7 +14,7 @@
 //! never takes a cut export for a complete one. When the `limit` stops an
 //! export that had more rows, the last line is `{"next_cursor": "…"}`.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{header, HeaderValue};
@@ -100,7 +100,19 @@ pub async fn export<T: Output>(reader: &Reader, read: Read) -> Result<Response, 
             buf.extend_from_slice(b"{\"error\":");
             buf.extend_from_slice(problem.to_string().as_bytes());
             buf.extend_from_slice(b"}\n");
-            let _ = tx.send(Ok(Bytes::from(buf))).await;
+            if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                return;
+            }
+            // Let the body take and write the error line before the abort:
+            // an error item ends the connection at once, dropping what the
+            // server had not written yet.
+            let drained = async {
+                while tx.capacity() < CHANNEL_CHUNKS {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(1), drained).await;
             let _ = tx.send(Err(std::io::Error::other("export failed"))).await;
             return;
         }

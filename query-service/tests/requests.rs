@@ -278,3 +278,86 @@ async fn a_silent_clickhouse_gives_504_and_an_absent_one_503() {
     assert_eq!(response.status().as_u16(), 503);
     assert!(response.headers().contains_key("retry-after"));
 }
+
+/// One `events` row in RowBinary, as ClickHouse sends it.
+fn row_binary(event_id: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    for text in [
+        event_id,
+        "demo",
+        "e2085be5-9137-4e4e-80b5-f1ffddc25423",
+        "party",
+        "Open",
+        "{}",
+    ] {
+        out.push(u8::try_from(text.len()).expect("short"));
+        out.extend_from_slice(text.as_bytes());
+    }
+    out.extend_from_slice(&T0.to_le_bytes());
+    out
+}
+
+#[tokio::test]
+async fn an_export_that_fails_midway_ends_with_an_error_line_and_an_aborted_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A "ClickHouse" that sends a first row, then nothing more.
+    let stalls = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", stalls.local_addr().expect("addr"));
+    let server = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = stalls.accept().await {
+            let mut request = [0u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let row = row_binary("first");
+            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+            let mut answer = head.as_bytes().to_vec();
+            answer.extend_from_slice(format!("{:x}\r\n", row.len()).as_bytes());
+            answer.extend_from_slice(&row);
+            answer.extend_from_slice(b"\r\n");
+            let _ = socket.write_all(&answer).await;
+            held.push(socket);
+        }
+    });
+    let (database, writer) = common::database("q_midway").await;
+    let stack = Stack::start_on(database, writer, &url, &["--query-timeout", "1s"]).await;
+    let response = stack
+        .http
+        .get(stack.service.url("/v1/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("accept", "application/x-ndjson")
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "the first row came in time"
+    );
+    let mut body = response.bytes_stream();
+    let mut received = Vec::new();
+    let mut aborted = false;
+    while let Some(chunk) = futures::StreamExt::next(&mut body).await {
+        match chunk {
+            Ok(bytes) => received.extend_from_slice(&bytes),
+            Err(_) => {
+                aborted = true;
+                break;
+            }
+        }
+    }
+    let text = String::from_utf8(received).expect("UTF-8");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0]["event_id"], "first");
+    assert_eq!(
+        lines[1]["error"]["type"], "urn:the-eye:problem:query-timeout",
+        "{text}"
+    );
+    assert!(aborted, "the transfer must not end as if complete");
+    server.abort();
+}
