@@ -237,16 +237,7 @@ async fn requests_without_a_valid_read_token_are_401() {
 #[tokio::test]
 async fn a_silent_clickhouse_gives_504_and_an_absent_one_503() {
     // A "ClickHouse" that accepts connections and never answers.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", silent.local_addr().expect("addr"));
-    let held = tokio::spawn(async move {
-        let mut connections = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            connections.push(socket);
-        }
-    });
+    let (url, held) = stalling_clickhouse(Vec::new()).await;
     let (database, writer) = common::database("q_silent").await;
     let stack = Stack::start_on(database, writer, &url, &["--query-timeout", "1s"]).await;
     let started = std::time::Instant::now();
@@ -299,27 +290,14 @@ fn row_binary(event_id: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn an_export_that_fails_midway_ends_with_an_error_line_and_an_aborted_body() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A "ClickHouse" that sends a first row, then nothing more.
-    let stalls = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", stalls.local_addr().expect("addr"));
-    let server = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((mut socket, _)) = stalls.accept().await {
-            let mut request = [0u8; 4096];
-            let _ = socket.read(&mut request).await;
-            let row = row_binary("first");
-            let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
-            let mut answer = head.as_bytes().to_vec();
-            answer.extend_from_slice(format!("{:x}\r\n", row.len()).as_bytes());
-            answer.extend_from_slice(&row);
-            answer.extend_from_slice(b"\r\n");
-            let _ = socket.write_all(&answer).await;
-            held.push(socket);
-        }
-    });
+    let row = row_binary("first");
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut answer = head.as_bytes().to_vec();
+    answer.extend_from_slice(format!("{:x}\r\n", row.len()).as_bytes());
+    answer.extend_from_slice(&row);
+    answer.extend_from_slice(b"\r\n");
+    let (url, server) = stalling_clickhouse(answer).await;
     let (database, writer) = common::database("q_midway").await;
     let stack = Stack::start_on(database, writer, &url, &["--query-timeout", "1s"]).await;
     let response = stack
@@ -360,4 +338,26 @@ async fn an_export_that_fails_midway_ends_with_an_error_line_and_an_aborted_body
     );
     assert!(aborted, "the transfer must not end as if complete");
     server.abort();
+}
+
+/// A "ClickHouse" on a free port that reads each request, writes `answer`
+/// (possibly nothing) and then keeps the connection open without a word more.
+async fn stalling_clickhouse(answer: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = listener.accept().await {
+            if !answer.is_empty() {
+                let mut request = [0u8; 4096];
+                let _ = socket.read(&mut request).await;
+                let _ = socket.write_all(&answer).await;
+            }
+            held.push(socket);
+        }
+    });
+    (url, task)
 }
