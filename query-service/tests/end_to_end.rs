@@ -8,7 +8,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use eye_testkit::service::{parse_config, RunningService};
-use eye_testkit::ClickHouseServer;
 use serde_json::json;
 
 const SESSION: &str = "e2085be5-9137-4e4e-80b5-f1ffddc25423";
@@ -49,18 +48,7 @@ async fn the_readme_curl_shows_the_example_session() {
         &nats_url,
     ]);
     let gateway = RunningService::start(|l, s| ingest_gateway::run(config, l, s)).await;
-    let config: query_service::Config = parse_config(&[
-        "--clients-file",
-        clients,
-        "--clickhouse-url",
-        &clickhouse_url,
-        "--clickhouse-database",
-        &database,
-        "--clickhouse-user",
-        ClickHouseServer::READER_USER,
-        "--clickhouse-password",
-        ClickHouseServer::READER_PASSWORD,
-    ]);
+    let config = common::reader_config(&clickhouse_url, &database, clients, &[]);
     let query = RunningService::start(|l, s| query_service::run(config, l, s)).await;
     for service in [&consumer.addr, &gateway.addr, &query.addr] {
         let url = format!("http://{service}/readyz");

@@ -74,20 +74,7 @@ impl Stack {
         let clients = dir.path().join("clients.toml");
         std::fs::write(&clients, CLIENTS).expect("write clients file");
         let clients = clients.display().to_string();
-        let mut args = vec![
-            "--clickhouse-url",
-            url,
-            "--clickhouse-database",
-            &database,
-            "--clickhouse-user",
-            ClickHouseServer::READER_USER,
-            "--clickhouse-password",
-            ClickHouseServer::READER_PASSWORD,
-            "--clients-file",
-            &clients,
-        ];
-        args.extend_from_slice(extra);
-        let config: Config = parse_config(&args);
+        let config = reader_config(url, &database, &clients, extra);
         let service = RunningService::start(|listener, shutdown| {
             query_service::run(config, listener, shutdown)
         })
@@ -176,6 +163,25 @@ impl Stack {
             assert!(pages.len() < 1000, "pagination does not end");
         }
     }
+}
+
+/// The service's configuration: ClickHouse at `url`, `database`, as the
+/// read-only user, the clients of `clients_file`, and `extra` flags.
+pub fn reader_config(url: &str, database: &str, clients_file: &str, extra: &[&str]) -> Config {
+    let mut args = vec![
+        "--clickhouse-url",
+        url,
+        "--clickhouse-database",
+        database,
+        "--clickhouse-user",
+        ClickHouseServer::READER_USER,
+        "--clickhouse-password",
+        ClickHouseServer::READER_PASSWORD,
+        "--clients-file",
+        clients_file,
+    ];
+    args.extend_from_slice(extra);
+    parse_config(&args)
 }
 
 /// Sends `request`; the status and the body as JSON (problem documents too).
