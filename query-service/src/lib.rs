@@ -14,6 +14,7 @@
 //! - [`routes`]: the HTTP API.
 //! - [`error`]: failures as problem+json.
 //! - [`metrics`]: metric names and handles.
+//! - [`ui`]: the session explorer page under `/ui` (files embedded in the binary).
 //! - [`run`]: the service itself, used by the binary and by tests.
 
 pub mod answer;
@@ -27,6 +28,7 @@ pub mod params;
 pub mod routes;
 pub mod rows;
 pub mod sql;
+pub mod ui;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,6 +105,7 @@ pub async fn run(
     );
     let router = routes::router(state)
         .merge(ops.router())
+        .merge(ui::router())
         .fallback(routes::not_found);
     serve(
         listener,
