@@ -68,6 +68,20 @@ HAVING first_us > 1632600000000000 OR (first_us = 1632600000000000 AND sid > 'e0
 ORDER BY first_us, sid
 LIMIT 11;
 
+-- sessions of a category in a range, newest first, a cursor
+SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, count() AS event_count, arraySort(groupUniqArray(category)) AS categories
+FROM events FINAL
+WHERE 1
+  AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
+  AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
+  AND session_id IN (SELECT session_id FROM events_by_category WHERE category = 'party'
+  AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
+  AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC'))
+GROUP BY session_id
+HAVING first_us < 1632600000000000 OR (first_us = 1632600000000000 AND sid < 'e0')
+ORDER BY first_us DESC, sid DESC
+LIMIT 11;
+
 -- rejects, no filter
 SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated
 FROM event_errors FINAL
@@ -86,3 +100,44 @@ WHERE 1
   AND received_us >= 1632600000000000 AND (received_us > 1632600000000000 OR reject_id > 'e0')
 ORDER BY received_us, reject_id
 LIMIT 11;
+
+-- events per hour in a range
+SELECT toUInt32(toStartOfHour(timestamp)) AS hour, count() AS events
+FROM events_by_category FINAL
+WHERE 1
+  AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
+  AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
+GROUP BY hour
+ORDER BY hour;
+
+-- events per hour of a category and name, a client's token
+SELECT toUInt32(toStartOfHour(timestamp)) AS hour, count() AS events
+FROM events_by_category FINAL
+WHERE 1
+  AND category = 'party'
+  AND name = 'AppName'
+  AND client_id = 'demo'
+  AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
+  AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
+GROUP BY hour
+ORDER BY hour;
+
+-- rejects per hour and code in a range
+SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, count() AS errors
+FROM event_errors FINAL
+WHERE 1
+  AND received_us >= 1632600000000000 AND received_at >= toDateTime(1632600000, 'UTC')
+  AND received_us < 1632700000000000 AND received_at <= toDateTime(1632699999, 'UTC')
+GROUP BY hour, code
+ORDER BY hour, code;
+
+-- rejects per hour of a code and client
+SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, count() AS errors
+FROM event_errors FINAL
+WHERE 1
+  AND client_id = 'demo'
+  AND code = 'invalid_session_id'
+  AND received_us >= 1632600000000000 AND received_at >= toDateTime(1632600000, 'UTC')
+  AND received_us < 1632700000000000 AND received_at <= toDateTime(1632699999, 'UTC')
+GROUP BY hour, code
+ORDER BY hour, code;

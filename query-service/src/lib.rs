@@ -12,6 +12,7 @@
 //! - [`answer`]: running a read, JSON pages, timeouts, concurrency.
 //! - [`ndjson`]: streamed NDJSON exports.
 //! - [`routes`]: the HTTP API.
+//! - [`stats`]: counts per hour for charts.
 //! - [`error`]: failures as problem+json.
 //! - [`metrics`]: metric names and handles.
 //! - [`ui`]: the session explorer page under `/ui` (files embedded in the binary).
@@ -28,6 +29,7 @@ pub mod params;
 pub mod routes;
 pub mod rows;
 pub mod sql;
+pub mod stats;
 pub mod ui;
 
 use std::sync::Arc;

@@ -201,6 +201,35 @@ impl Params {
         Ok(range)
     }
 
+    /// `order`: `oldest` (the default) or `newest` first.
+    pub fn newest_first(&mut self) -> Result<bool, ApiError> {
+        match self.take("order").as_deref() {
+            None | Some("oldest") => Ok(false),
+            Some("newest") => Ok(true),
+            Some(_) => Err(ApiError::param("order", "must be oldest or newest")),
+        }
+    }
+
+    /// A time range with both ends, at most [`MAX_STATS_HOURS`] long (so an
+    /// answer has at most that many hours).
+    pub fn hourly_range(&mut self) -> Result<Range, ApiError> {
+        let range = self.range()?;
+        let (Some(from), Some(to)) = (range.from, range.to) else {
+            let missing = if range.from.is_none() { "from" } else { "to" };
+            return Err(ApiError::param(
+                missing,
+                "is required: counts cover a bounded range",
+            ));
+        };
+        if to.as_micros().saturating_sub(from.as_micros()) > MAX_STATS_HOURS * 3_600_000_000 {
+            return Err(ApiError::param(
+                "to",
+                format!("the range may span at most {MAX_STATS_HOURS} hours (92 days)"),
+            ));
+        }
+        Ok(range)
+    }
+
     /// The page size.
     pub fn limit(&mut self, limits: Limits) -> Result<u64, ApiError> {
         let Some(v) = self.take("limit") else {
@@ -261,6 +290,8 @@ pub struct SessionFilters {
     pub category: Option<String>,
     /// Time of occurrence of the events counted.
     pub range: Range,
+    /// `order=newest`: pages from the latest first event back (default: oldest first).
+    pub newest_first: bool,
 }
 
 /// The filters of `GET /v1/errors`.
@@ -294,9 +325,15 @@ pub const EVENT_PARAMS: &[&str] = &[
     "cursor",
 ];
 /// Parameters of `GET /v1/sessions`.
-pub const SESSION_PARAMS: &[&str] = &["category", "from", "to", "limit", "cursor"];
+pub const SESSION_PARAMS: &[&str] = &["category", "from", "to", "order", "limit", "cursor"];
 /// Parameters of `GET /v1/errors`.
 pub const ERROR_PARAMS: &[&str] = &["code", "client", "from", "to", "limit", "cursor"];
+/// Parameters of `GET /v1/stats/events_per_hour`.
+pub const EVENT_STATS_PARAMS: &[&str] = &["category", "name", "from", "to"];
+/// Parameters of `GET /v1/stats/errors_per_hour`.
+pub const ERROR_STATS_PARAMS: &[&str] = &["code", "client", "from", "to"];
+/// Longest range of an hourly count: 92 days (2,208 hours, a quarter).
+pub const MAX_STATS_HOURS: i64 = 92 * 24;
 
 /// Reads the events filters and page.
 pub fn events(raw: RawParams, limits: Limits) -> Result<(EventFilters, Page), ApiError> {
@@ -316,6 +353,7 @@ pub fn sessions(raw: RawParams, limits: Limits) -> Result<(SessionFilters, Page)
     let filters = SessionFilters {
         category: p.category()?,
         range: p.range()?,
+        newest_first: p.newest_first()?,
     };
     Ok((filters, page(&mut p, limits)?))
 }
@@ -329,6 +367,27 @@ pub fn errors(raw: RawParams, limits: Limits) -> Result<(ErrorFilters, Page), Ap
         range: p.range()?,
     };
     Ok((filters, page(&mut p, limits)?))
+}
+
+/// Reads the filters of `GET /v1/stats/events_per_hour` (a bounded range is required).
+pub fn event_stats(raw: RawParams) -> Result<EventFilters, ApiError> {
+    let mut p = raw.check(EVENT_STATS_PARAMS)?;
+    Ok(EventFilters {
+        session_id: None,
+        category: p.category()?,
+        name: p.name()?,
+        range: p.hourly_range()?,
+    })
+}
+
+/// Reads the filters of `GET /v1/stats/errors_per_hour` (a bounded range is required).
+pub fn error_stats(raw: RawParams) -> Result<ErrorFilters, ApiError> {
+    let mut p = raw.check(ERROR_STATS_PARAMS)?;
+    Ok(ErrorFilters {
+        code: p.code("code")?,
+        client: p.client("client")?,
+        range: p.hourly_range()?,
+    })
 }
 
 fn page(p: &mut Params, limits: Limits) -> Result<Page, ApiError> {
@@ -400,6 +459,30 @@ mod tests {
         }
         let error = errors(RawParams::from_query(Some("code=nope")), LIMITS).expect_err("bad code");
         assert!(matches!(error, ApiError::BadParameter { parameter, .. } if parameter == "code"));
+        let error = sessions(RawParams::from_query(Some("order=desc")), LIMITS).expect_err("order");
+        assert!(matches!(error, ApiError::BadParameter { parameter, .. } if parameter == "order"));
+        let (f, _) = sessions(RawParams::from_query(Some("order=newest")), LIMITS).expect("newest");
+        assert!(f.newest_first);
+        for (query, parameter) in [
+            ("to=2021-01-01T00:00:00Z", "from"),
+            ("from=2021-01-01T00:00:00Z", "to"),
+            ("from=2021-01-01T00:00:00Z&to=2021-04-03T00:00:01Z", "to"),
+            (
+                "from=2021-01-01T00:00:00Z&to=2021-01-02T00:00:00Z&limit=5",
+                "limit",
+            ),
+        ] {
+            let error = event_stats(RawParams::from_query(Some(query))).expect_err(query);
+            assert!(
+                matches!(&error, ApiError::BadParameter { parameter: p, .. } if p == parameter),
+                "{query}: {error}"
+            );
+        }
+        // 92 days exactly is allowed.
+        error_stats(RawParams::from_query(Some(
+            "from=2021-01-01T00:00:00Z&to=2021-04-03T00:00:00Z",
+        )))
+        .expect("92 days");
         let error =
             errors(RawParams::from_query(Some("client=a.b")), LIMITS).expect_err("bad client");
         assert!(matches!(error, ApiError::BadParameter { parameter, .. } if parameter == "client"));

@@ -5,6 +5,8 @@
 //!   `from`, `to`; `POST /v1/events/search` takes the same as a JSON body.
 //! - `GET /v1/sessions`: sessions with events in a time range.
 //! - `GET /v1/errors`: rejected events by time, `code`, `client`.
+//! - `GET /v1/stats/events_per_hour`, `GET /v1/stats/errors_per_hour`:
+//!   counts per hour for charts (see `stats.rs`; no pages).
 //!
 //! Every route takes `limit` and `cursor`, answers JSON pages by default and
 //! NDJSON exports for `Accept: application/x-ndjson`, and needs a read token.
@@ -29,6 +31,7 @@ use crate::error::ApiError;
 use crate::params::{self, Limits, Page, RawParams};
 use crate::rows::{ErrorRow, EventRow, Output, SessionRow};
 use crate::sql::{self, Statement};
+use crate::stats;
 
 /// Largest search body.
 const MAX_SEARCH_BODY: usize = 64 * 1024;
@@ -59,6 +62,11 @@ impl AppState {
     /// The registered clients.
     pub fn clients(&self) -> &ClientRegistry {
         &self.0.clients
+    }
+
+    /// The reader (ClickHouse, limits, metrics).
+    pub fn reader(&self) -> &Reader {
+        &self.0.reader
     }
 
     fn limits(&self, format: Format) -> Limits {
@@ -119,6 +127,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events/search", post(search_events))
         .route("/v1/sessions", get(get_sessions))
         .route("/v1/errors", get(get_errors))
+        .route(stats::EVENTS_ROUTE, get(stats::events_per_hour))
+        .route(stats::ERRORS_ROUTE, get(stats::errors_per_hour))
         .layer(DefaultBodyLimit::max(MAX_SEARCH_BODY))
         .with_state(state)
         .layer(middleware::from_fn_with_state(
@@ -207,21 +217,28 @@ async fn get_errors(
     let format = Format::of(&headers);
     let raw = RawParams::from_query(query.as_deref());
     let (mut filters, page) = params::errors(raw, state.limits(format))?;
-    if let Some(own) = access.only_client() {
-        match &filters.client {
-            Some(asked) if asked != own => {
-                return Err(ApiError::Forbidden(format!(
-                    "this read token only reads the rejects of client {own:?}"
-                )))
-            }
-            _ => filters.client = Some(own.to_owned()),
-        }
-    }
+    narrow_errors(&access, &mut filters.client)?;
     let fingerprint = format!("{filters:?}");
     let build = |after: Option<&Position>, rows| sql::errors(&filters, after, rows);
     state
         .read::<ErrorRow>(format, "/v1/errors", &fingerprint, page, build)
         .await
+}
+
+/// Narrows a read of rejects to the token's client when its scope is one
+/// client: asking for another client's rejects is 403.
+pub fn narrow_errors(access: &ReadAccess, client: &mut Option<String>) -> Result<(), ApiError> {
+    if let Some(own) = access.only_client() {
+        match client {
+            Some(asked) if asked != own => {
+                return Err(ApiError::Forbidden(format!(
+                    "this read token only reads the rejects of client {own:?}"
+                )))
+            }
+            _ => *client = Some(own.to_owned()),
+        }
+    }
+    Ok(())
 }
 
 /// Answers 404 for unknown paths as problem+json too.

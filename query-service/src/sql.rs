@@ -183,9 +183,20 @@ pub fn sessions(
         st.push(")", []);
     }
     st.push("\nGROUP BY session_id", []);
+    let (having, order) = if filters.newest_first {
+        (
+            "\nHAVING first_us < ? OR (first_us = ? AND sid < ?)",
+            "\nORDER BY first_us DESC, sid DESC\nLIMIT ?",
+        )
+    } else {
+        (
+            "\nHAVING first_us > ? OR (first_us = ? AND sid > ?)",
+            "\nORDER BY first_us, sid\nLIMIT ?",
+        )
+    };
     if let Some(p) = after {
         st.push(
-            "\nHAVING first_us > ? OR (first_us = ? AND sid > ?)",
+            having,
             [
                 Value::Int(p.time_us),
                 Value::Int(p.time_us),
@@ -193,8 +204,53 @@ pub fn sessions(
             ],
         );
     }
-    st.push("\nORDER BY first_us, sid\nLIMIT ?", [Value::UInt(limit)]);
+    st.push(order, [Value::UInt(limit)]);
     st
+}
+
+/// Events per hour of occurrence matching `filters` (category, name and a
+/// range; no session), visible to `scope`: rows `(hour, events)` for the
+/// hours with events, in order. The hour is the UNIX time of its start.
+pub fn events_per_hour(filters: &EventFilters, scope: Option<&str>) -> Statement {
+    let mut st = Statement::new(
+        "SELECT toUInt32(toStartOfHour(timestamp)) AS hour, count() AS events\
+         \nFROM events_by_category FINAL\nWHERE 1",
+    );
+    if let Some(category) = &filters.category {
+        st.push("\n  AND category = ?", [Value::Str(category.clone())]);
+    }
+    if let Some(name) = &filters.name {
+        st.push("\n  AND name = ?", [Value::Str(name.clone())]);
+    }
+    if let Some(client) = scope {
+        st.push("\n  AND client_id = ?", [Value::Str(client.to_owned())]);
+    }
+    range(&mut st, filters.range, EVENT_RANGE);
+    st.push("\nGROUP BY hour\nORDER BY hour", []);
+    st
+}
+
+/// Rejects per hour of reception and code matching `filters`: rows
+/// `(hour, code, errors)`, in order of hour then code.
+pub fn errors_per_hour(filters: &ErrorFilters) -> Statement {
+    let mut st = Statement::new(
+        "SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, count() AS errors\
+         \nFROM event_errors FINAL\nWHERE 1",
+    );
+    error_filters(&mut st, filters);
+    st.push("\nGROUP BY hour, code\nORDER BY hour, code", []);
+    st
+}
+
+/// The client, code and range conditions of a read of `event_errors`.
+fn error_filters(st: &mut Statement, filters: &ErrorFilters) {
+    if let Some(client) = &filters.client {
+        st.push("\n  AND client_id = ?", [Value::Str(client.clone())]);
+    }
+    if let Some(code) = filters.code {
+        st.push("\n  AND code = ?", [Value::Str(code.as_str().to_owned())]);
+    }
+    range(st, filters.range, ERROR_RANGE);
 }
 
 /// Rejects matching `filters` (already narrowed to the token's client when
@@ -204,13 +260,7 @@ pub fn errors(filters: &ErrorFilters, after: Option<&Position>, limit: u64) -> S
         "SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated\
          \nFROM event_errors FINAL\nWHERE 1",
     );
-    if let Some(client) = &filters.client {
-        st.push("\n  AND client_id = ?", [Value::Str(client.clone())]);
-    }
-    if let Some(code) = filters.code {
-        st.push("\n  AND code = ?", [Value::Str(code.as_str().to_owned())]);
-    }
-    range(&mut st, filters.range, ERROR_RANGE);
+    error_filters(&mut st, filters);
     if let Some(p) = after {
         st.push(
             "\n  AND received_us >= ? AND (received_us > ? OR reject_id > ?)",
@@ -260,6 +310,11 @@ mod tests {
         let sessions_filtered = SessionFilters {
             category: Some("party".to_owned()),
             range,
+            newest_first: false,
+        };
+        let newest = SessionFilters {
+            newest_first: true,
+            ..sessions_filtered.clone()
         };
         let errors_filtered = ErrorFilters {
             code: Some(eye_contract::ErrorCode::InvalidSessionId),
@@ -300,12 +355,41 @@ mod tests {
                 sessions(&sessions_filtered, Some("demo"), Some(&after), 11),
             ),
             (
+                "sessions of a category in a range, newest first, a cursor",
+                sessions(&newest, None, Some(&after), 11),
+            ),
+            (
                 "rejects, no filter",
                 errors(&ErrorFilters::default(), None, 101),
             ),
             (
                 "rejects by code, client and time, a cursor",
                 errors(&errors_filtered, Some(&after), 11),
+            ),
+            (
+                "events per hour in a range",
+                events_per_hour(
+                    &EventFilters {
+                        range,
+                        ..EventFilters::default()
+                    },
+                    None,
+                ),
+            ),
+            (
+                "events per hour of a category and name, a client's token",
+                events_per_hour(&by_category, Some("demo")),
+            ),
+            (
+                "rejects per hour and code in a range",
+                errors_per_hour(&ErrorFilters {
+                    range,
+                    ..ErrorFilters::default()
+                }),
+            ),
+            (
+                "rejects per hour of a code and client",
+                errors_per_hour(&errors_filtered),
             ),
         ];
         let client = clickhouse::Client::default();
@@ -366,11 +450,15 @@ mod tests {
             &SessionFilters {
                 category: Some(evil.to_owned()),
                 range: filters.range,
+                newest_first: true,
             },
             Some("demo"),
             Some(&position),
             5,
         );
+        assert!(!st.sql.contains(evil));
+        assert_eq!(st.sql.matches('?').count(), st.binds.len());
+        let st = events_per_hour(&filters, Some("demo"));
         assert!(!st.sql.contains(evil));
         assert_eq!(st.sql.matches('?').count(), st.binds.len());
         let st = errors(&ErrorFilters::default(), Some(&position), 5);
