@@ -1,0 +1,239 @@
+//! The real stack for the client's tests: an own `nats-server` (tests stop
+//! it, and the gateway and consumer use fixed stream and consumer names), a
+//! fresh database on the shared `clickhouse-server`, and the gateway, the
+//! consumer and the query service running in this process on free ports,
+//! configured with the repository's `deploy/clients.toml` (the demo client).
+
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use eye_client::{
+    BatchConfig, Client, ClientBuilder, Event, EventFilter, RetryPolicy, StoredEvent, Timestamp,
+    Uuid,
+};
+use eye_testkit::service::{parse_config, RunningService};
+use eye_testkit::{ClickHouseServer, NatsServer};
+use futures::TryStreamExt;
+
+/// The demo client's credentials (deploy/clients.toml; local use only).
+pub const CLIENT: &str = "demo";
+pub const WRITE_KEY: &str = "eye_demo_write_key";
+pub const SECRET: &str = "eye_demo_secret";
+pub const READ_TOKEN: &str = "eye_demo_read_token";
+
+/// The running parts.
+pub struct Stack {
+    pub nats: NatsServer,
+    pub database: String,
+    pub gateway: RunningService<ingest_gateway::GatewayError>,
+    pub consumer: RunningService<consumer::ConsumerError>,
+    pub query: RunningService<query_service::QueryError>,
+}
+
+fn clients_file() -> &'static str {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/clients.toml")
+}
+
+impl Stack {
+    /// Starts everything and waits until each service is ready.
+    pub async fn start(prefix: &str) -> Stack {
+        let nats = NatsServer::start().unwrap_or_else(|e| panic!("nats-server: {e}"));
+        let clickhouse = eye_testkit::shared_clickhouse();
+        let database = clickhouse.create_database(prefix).await;
+        let schemas = eye_testkit::schemas_dir();
+        let schemas = schemas.to_str().expect("utf-8 path");
+        let nats_url = nats.url();
+        let clickhouse_url = clickhouse.http_url();
+
+        let config: consumer::Config = parse_config(&[
+            "--schemas-dir",
+            schemas,
+            "--nats-url",
+            &nats_url,
+            "--clickhouse-url",
+            &clickhouse_url,
+            "--clickhouse-database",
+            &database,
+            "--batch-wait",
+            "50ms",
+        ]);
+        let consumer = RunningService::start(|l, s| consumer::run(config, l, s)).await;
+        let config: ingest_gateway::Config = parse_config(&[
+            "--schemas-dir",
+            schemas,
+            "--clients-file",
+            clients_file(),
+            "--nats-url",
+            &nats_url,
+            "--publish-timeout",
+            "2s",
+        ]);
+        let gateway = RunningService::start(|l, s| ingest_gateway::run(config, l, s)).await;
+        let config: query_service::Config = parse_config(&[
+            "--clickhouse-url",
+            &clickhouse_url,
+            "--clickhouse-database",
+            &database,
+            "--clickhouse-user",
+            ClickHouseServer::READER_USER,
+            "--clickhouse-password",
+            ClickHouseServer::READER_PASSWORD,
+            "--clients-file",
+            clients_file(),
+        ]);
+        let query = RunningService::start(|l, s| query_service::run(config, l, s)).await;
+        // The consumer is ready once its migrations ran; the query service
+        // needs the tables, so it is waited for last.
+        let ready = Duration::from_secs(30);
+        consumer.wait_for_status("/readyz", 200, ready).await;
+        gateway.wait_for_status("/readyz", 200, ready).await;
+        query.wait_for_status("/readyz", 200, ready).await;
+        Stack {
+            nats,
+            database,
+            gateway,
+            consumer,
+            query,
+        }
+    }
+
+    /// A builder for the gateway (no credentials yet) and the query service.
+    pub fn builder(&self) -> ClientBuilder {
+        Client::builder()
+            .gateway_url(self.gateway.url(""))
+            .query_url(self.query.url(""))
+            .read_token(READ_TOKEN)
+            .retry(fast_retries())
+    }
+
+    /// A reading-only client.
+    pub fn reader(&self) -> Client {
+        Client::builder()
+            .query_url(self.query.url(""))
+            .read_token(READ_TOKEN)
+            .build()
+            .expect("reader")
+    }
+
+    /// Stops the services (the servers die with their handles).
+    pub async fn stop(self) {
+        let grace = Duration::from_secs(15);
+        self.query.stop(grace).await;
+        self.gateway.stop(grace).await;
+        self.consumer.stop(grace).await;
+    }
+}
+
+/// Retries quick enough for tests, many enough to ride out a restart.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_retries: 60,
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+        request_timeout: Duration::from_secs(10),
+    }
+}
+
+/// Batching that sends quickly.
+pub fn quick_batches(max_events: usize) -> BatchConfig {
+    BatchConfig {
+        max_events,
+        linger: Duration::from_millis(2),
+        ..Default::default()
+    }
+}
+
+/// Reads `filter` (all pages) until it holds `n` events, failing after 20 s
+/// with what it last saw. Returns the events.
+pub async fn wait_for_events(reader: &Client, filter: EventFilter, n: usize) -> Vec<StoredEvent> {
+    let started = Instant::now();
+    loop {
+        let events: Vec<StoredEvent> = reader
+            .events(filter.clone())
+            .try_collect()
+            .await
+            .expect("read events");
+        if events.len() >= n {
+            return events;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "only {} of {n} events stored after 20 s",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A valid `party` event of `session` at second `n` after 2021-09-26 09:00 UTC.
+pub fn party(session: Uuid, n: i64) -> Event {
+    let t0 = Timestamp::parse("2021-09-26 09:00:00").expect("time");
+    Event::new(
+        session,
+        "party",
+        "AppName",
+        Timestamp::from_micros(t0.as_micros() + n * 1_000_000),
+    )
+    .with_data(serde_json::json!({"host": "www.party.com", "path": format!("/{n}")}))
+    .expect("object")
+}
+
+/// Waits (at most 30 s) until `client` has had to resend an event.
+pub async fn wait_for_retries(client: &Client) {
+    let started = Instant::now();
+    while client.stats().retried == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no retry: {:?}",
+            client.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every stored event of `session` (all pages).
+pub async fn session_events(reader: &Client, session: Uuid) -> Vec<StoredEvent> {
+    reader
+        .events(EventFilter::default().session(session).page_size(1000))
+        .try_collect()
+        .await
+        .expect("read events")
+}
+
+/// Sends one new event of `session` (second 1000) through the gateway and
+/// waits until it is readable. The consumer stores in stream order, so once
+/// the sentinel is there, every copy published before it has been processed:
+/// counting then proves there is no duplicate, without a fixed sleep.
+pub async fn sentinel(stack: &Stack, session: Uuid) {
+    let gateway = stack
+        .builder()
+        .write_key(WRITE_KEY)
+        .build()
+        .expect("gateway client");
+    gateway
+        .send(party(session, 1000))
+        .await
+        .expect("queued")
+        .await
+        .expect("sentinel accepted");
+    gateway.close().await.expect("close");
+    let reader = stack.reader();
+    let started = Instant::now();
+    loop {
+        let events: Vec<_> = reader
+            .events(
+                EventFilter::default()
+                    .session(session)
+                    .from(party(session, 1000).timestamp),
+            )
+            .try_collect()
+            .await
+            .expect("read");
+        if !events.is_empty() {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "no sentinel");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
