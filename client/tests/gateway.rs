@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    party, quick_batches, sentinel, session_events, wait_for_events, wait_for_retries, Stack,
-    CLIENT, SECRET, WRITE_KEY,
+    party, quick_batches, send_across_outage, sentinel, session_events, wait_for_events, Outage,
+    Stack, CLIENT, SECRET, WRITE_KEY,
 };
 use eye_client::{
     BatchConfig, ClientError, ErrorCode, ErrorFilter, Event, EventFilter, SendError, Timestamp,
@@ -172,27 +172,8 @@ async fn events_sent_while_nats_is_down_are_retried_and_stored_once() {
         .build()
         .expect("client");
     let session = Uuid::new_v4();
-    // One event before the outage, so the session exists.
-    client
-        .send(party(session, 0))
-        .await
-        .expect("queued")
-        .await
-        .expect("accepted before the outage");
-
-    stack.nats.stop().expect("stop nats");
-    let mut receipts = Vec::new();
-    for n in 1..=100 {
-        receipts.push(client.send(party(session, n)).await.expect("queued"));
-    }
-    // Wait until the client has really been refused and is retrying.
-    wait_for_retries(&client).await;
-    stack.nats.start_again().expect("restart nats");
-    for receipt in receipts {
-        receipt.await.expect("accepted after retries");
-    }
+    send_across_outage(&mut stack, &client, session, 100, Outage::Stop).await;
     let stats = client.stats();
-    eprintln!("retry test: {stats:?}");
     assert!(stats.retried > 0 && stats.requests > 5, "{stats:?}");
     assert_eq!((stats.accepted, stats.failed), (101, 0));
 

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    fast_retries, party, quick_batches, sentinel, session_events, wait_for_events,
-    wait_for_retries, Stack, CLIENT, WRITE_KEY,
+    fast_retries, party, quick_batches, send_across_outage, sentinel, session_events,
+    wait_for_events, Outage, Stack, CLIENT, WRITE_KEY,
 };
 use eye_client::{Client, ErrorFilter, EventFilter, RetryPolicy, Uuid};
 use futures::TryStreamExt;
@@ -112,23 +112,7 @@ async fn publishes_ride_out_a_nats_restart() {
     )
     .await;
     let session = Uuid::new_v4();
-    client
-        .send(party(session, 0))
-        .await
-        .expect("queued")
-        .await
-        .expect("accepted before the restart");
-    stack.nats.kill().expect("kill nats");
-    let mut receipts = Vec::new();
-    for n in 1..=40 {
-        receipts.push(client.send(party(session, n)).await.expect("queued"));
-    }
-    wait_for_retries(&client).await;
-    stack.nats.start_again().expect("restart nats");
-    for receipt in receipts {
-        receipt.await.expect("accepted after the restart");
-    }
-    eprintln!("NATS restart: {:?}", client.stats());
+    send_across_outage(&mut stack, &client, session, 40, Outage::Kill).await;
     client.close().await.expect("close");
     sentinel(&stack, session).await;
     let all = session_events(&client, session).await;

@@ -180,7 +180,7 @@ pub fn party(session: Uuid, n: i64) -> Event {
 }
 
 /// Waits (at most 30 s) until `client` has had to resend an event.
-pub async fn wait_for_retries(client: &Client) {
+async fn wait_for_retries(client: &Client) {
     let started = Instant::now();
     while client.stats().retried == 0 {
         assert!(
@@ -236,4 +236,46 @@ pub async fn sentinel(stack: &Stack, session: Uuid) {
         assert!(started.elapsed() < Duration::from_secs(20), "no sentinel");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// How NATS goes away in [`send_across_outage`].
+#[derive(Debug, Clone, Copy)]
+pub enum Outage {
+    /// SIGTERM, a clean stop.
+    Stop,
+    /// SIGKILL, like a crash.
+    Kill,
+}
+
+/// Sends event 0 of `session` (accepted), takes NATS down, sends events
+/// `1..=n`, waits until the client is retrying, brings NATS back on the same
+/// port and store, and checks that every event is then accepted.
+pub async fn send_across_outage(
+    stack: &mut Stack,
+    client: &Client,
+    session: Uuid,
+    n: i64,
+    outage: Outage,
+) {
+    client
+        .send(party(session, 0))
+        .await
+        .expect("queued")
+        .await
+        .expect("accepted before the outage");
+    match outage {
+        Outage::Stop => stack.nats.stop(),
+        Outage::Kill => stack.nats.kill(),
+    }
+    .expect("take NATS down");
+    let mut receipts = Vec::new();
+    for i in 1..=n {
+        receipts.push(client.send(party(session, i)).await.expect("queued"));
+    }
+    wait_for_retries(client).await;
+    stack.nats.start_again().expect("restart nats");
+    for receipt in receipts {
+        receipt.await.expect("accepted after retries");
+    }
+    eprintln!("across a NATS outage ({outage:?}): {:?}", client.stats());
 }
