@@ -22,8 +22,8 @@ pub struct LogArgs {
     pub format: LogFormat,
 }
 
-/// Connection to NATS.
-#[derive(Debug, Clone, clap::Args)]
+/// Connection to NATS. Its `Debug` output hides the password.
+#[derive(Clone, clap::Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated for a cluster.
     #[arg(
@@ -34,6 +34,35 @@ pub struct NatsArgs {
         default_value = "nats://127.0.0.1:4222"
     )]
     pub url: String,
+    /// NATS user name, when the server requires authentication (deploy/nats/*.conf).
+    /// Default: none (connect without credentials).
+    #[arg(
+        id = "nats_user",
+        value_name = "USER",
+        long = "nats-user",
+        env = "EYE_NATS_USER"
+    )]
+    pub user: Option<String>,
+    /// Password of --nats-user (prefer the environment variable: flags show up in `ps`).
+    #[arg(
+        id = "nats_password",
+        value_name = "PASSWORD",
+        long = "nats-password",
+        env = "EYE_NATS_PASSWORD",
+        requires = "nats_user",
+        hide_env_values = true
+    )]
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsArgs")
+            .field("url", &self.url)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "(hidden)"))
+            .finish()
+    }
 }
 
 /// NATS options that cannot work (for instance a malformed URL).
@@ -60,7 +89,12 @@ impl NatsArgs {
     /// Connects to NATS as client `name`. The connection is made in the background and
     /// retried for ever, so a service starts (and reports "not ready") while NATS is down.
     pub async fn connect(&self, name: &str) -> Result<async_nats::Client, NatsConnectError> {
-        async_nats::ConnectOptions::new()
+        let mut options = async_nats::ConnectOptions::new();
+        if let Some(user) = &self.user {
+            options =
+                options.user_and_password(user.clone(), self.password.clone().unwrap_or_default());
+        }
+        options
             .name(name)
             .retry_on_initial_connect()
             .connection_timeout(Duration::from_secs(5))
@@ -135,14 +169,44 @@ mod tests {
     fn nats_url_lists_are_split_on_commas() {
         let args = NatsArgs {
             url: "nats://a:4222, nats://b:4222,".into(),
+            user: None,
+            password: None,
         };
         assert_eq!(args.servers(), ["nats://a:4222", "nats://b:4222"]);
+    }
+
+    fn parse_nats(args: &[&str]) -> Result<NatsArgs, clap::Error> {
+        use clap::{CommandFactory, FromArgMatches, Parser};
+        #[derive(Parser)]
+        struct Wrapper {
+            #[command(flatten)]
+            nats: NatsArgs,
+        }
+        let matches = Wrapper::command()
+            .no_binary_name(true)
+            .try_get_matches_from(args)?;
+        Ok(Wrapper::from_arg_matches(&matches)?.nats)
+    }
+
+    #[test]
+    fn nats_credentials_are_optional_and_the_password_needs_a_user() {
+        let none = parse_nats(&[]).expect("no credentials");
+        assert_eq!((none.user, none.password), (None, None));
+        let both = parse_nats(&["--nats-user", "eye_gateway", "--nats-password", "s3cret"])
+            .expect("user and password");
+        assert_eq!(both.user.as_deref(), Some("eye_gateway"));
+        assert_eq!(both.password.as_deref(), Some("s3cret"));
+        assert!(!format!("{both:?}").contains("s3cret"), "{both:?}");
+        let error = parse_nats(&["--nats-password", "s3cret"]).err();
+        assert!(error.is_some(), "a password without a user is refused");
     }
 
     #[tokio::test]
     async fn a_malformed_nats_url_is_an_error_naming_it() {
         let args = NatsArgs {
             url: "nats://[::1".into(),
+            user: None,
+            password: None,
         };
         let error = args.connect("test").await.unwrap_err();
         assert!(error.to_string().contains("nats://[::1"), "{error}");

@@ -48,7 +48,7 @@ use std::time::SystemTime;
 
 pub use clickhouse_server::ClickHouseServer;
 pub use error::HarnessError;
-pub use nats_server::NatsServer;
+pub use nats_server::{NatsServer, NatsServerBuilder};
 pub use ports::closed_port;
 
 /// The repository's `schemas/` directory, for services started by tests.

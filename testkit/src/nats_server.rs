@@ -45,6 +45,17 @@ impl NatsServer {
     ///
     /// Blocks the calling thread (typically for a few milliseconds).
     pub fn start() -> Result<NatsServer, HarnessError> {
+        NatsServer::builder().start()
+    }
+
+    /// A server with a configuration file or extra environment variables (for
+    /// instance the shipped `deploy/nats/local.conf` with its users);
+    /// [`NatsServerBuilder::start`] starts it like [`NatsServer::start`].
+    pub fn builder() -> NatsServerBuilder {
+        NatsServerBuilder::default()
+    }
+
+    fn start_with(options: NatsServerBuilder) -> Result<NatsServer, HarnessError> {
         static STARTED: AtomicU32 = AtomicU32::new(0);
         let binary = NATS_SERVER.locate()?;
         let (mut dir, path) = crate::workdir::server_dir("nats")?;
@@ -64,11 +75,31 @@ impl NatsServer {
             path.join("nats-server.log"),
             Vec::new(),
         );
+        let mut envs = options.envs;
+        if options.config.is_some() {
+            // A file with a jetstream block names its own store (a second one
+            // from -sd is refused): deploy/nats/*.conf read it from here.
+            envs.push((STORE_DIR_ENV.to_owned(), store_dir.display().to_string()));
+        }
+        process.set_envs(envs);
+        let config = match options.config {
+            Some(file) => Some(
+                std::path::absolute(&file)
+                    .map_err(|e| HarnessError::io(format!("locating {}", file.display()), e))?,
+            ),
+            None => None,
+        };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let [port, monitor_port] = free_ports::<2>()?;
-            process.set_args(args(port, monitor_port, &name, &store_dir));
+            process.set_args(args(
+                config.as_deref(),
+                port,
+                monitor_port,
+                &name,
+                &store_dir,
+            ));
             process.clear_logs();
             let mut server = NatsServer {
                 process,
@@ -187,8 +218,53 @@ impl NatsServer {
     }
 }
 
-fn args(port: u16, monitor_port: u16, name: &str, store_dir: &Path) -> Vec<String> {
-    vec![
+/// The variable a configuration file's `store_dir` is read from.
+const STORE_DIR_ENV: &str = "EYE_NATS_STORE_DIR";
+
+/// How to start a [`NatsServer`]; by default exactly as [`NatsServer::start`].
+#[derive(Debug, Default, Clone)]
+pub struct NatsServerBuilder {
+    config: Option<PathBuf>,
+    envs: Vec<(String, String)>,
+}
+
+impl NatsServerBuilder {
+    /// Starts the server with configuration file `path` (`--config`). The
+    /// harness's own flags still choose the ports, the name and the loopback
+    /// address, overriding the file; everything else (users, permissions,
+    /// `include`s relative to the file) comes from it. The JetStream store
+    /// is the file's `store_dir`: the harness sets `EYE_NATS_STORE_DIR` to
+    /// its own temporary store, which deploy/nats/*.conf use.
+    pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.config = Some(path.into());
+        self
+    }
+
+    /// Sets environment variable `name` for the server (a configuration file's
+    /// `$NAME` references resolve from its environment).
+    pub fn env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.envs.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts the server and waits until it is ready (see [`NatsServer::start`]).
+    pub fn start(self) -> Result<NatsServer, HarnessError> {
+        NatsServer::start_with(self)
+    }
+}
+
+fn args(
+    config: Option<&Path>,
+    port: u16,
+    monitor_port: u16,
+    name: &str,
+    store_dir: &Path,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    if let Some(file) = config {
+        args.extend(["--config".to_owned(), file.display().to_string()]);
+    }
+    args.extend([
         "-js".to_owned(),
         "-a".to_owned(),
         "127.0.0.1".to_owned(),
@@ -197,9 +273,12 @@ fn args(port: u16, monitor_port: u16, name: &str, store_dir: &Path) -> Vec<Strin
         // The monitoring listener binds the `-a` address too.
         "-m".to_owned(),
         monitor_port.to_string(),
-        "-sd".to_owned(),
-        store_dir.display().to_string(),
-        "-n".to_owned(),
-        name.to_owned(),
-    ]
+    ]);
+    // With a file, its store_dir (from EYE_NATS_STORE_DIR) is the store: a
+    // second one from -sd is refused.
+    if config.is_none() {
+        args.extend(["-sd".to_owned(), store_dir.display().to_string()]);
+    }
+    args.extend(["-n".to_owned(), name.to_owned()]);
+    args
 }

@@ -43,6 +43,8 @@ pub(crate) struct ServerProcess {
     console_log: PathBuf,
     /// Log files the server writes itself, quoted on failure too.
     other_logs: Vec<PathBuf>,
+    /// Environment variables added to the inherited environment.
+    envs: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -64,8 +66,14 @@ impl ServerProcess {
             args,
             console_log,
             other_logs,
+            envs: Vec::new(),
             child: None,
         }
+    }
+
+    /// Environment variables the process gets on top of this process's own.
+    pub(crate) fn set_envs(&mut self, envs: Vec<(String, String)>) {
+        self.envs = envs;
     }
 
     /// Replaces the arguments (for a retry with other ports).
@@ -95,6 +103,7 @@ impl ServerProcess {
         let mut command = Command::new(&self.program);
         command
             .args(&self.args)
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_too);
