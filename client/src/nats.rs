@@ -20,7 +20,7 @@ use async_nats::jetstream;
 use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use async_nats::jetstream::message::PublishMessage;
 use eye_contract::{dedup_id, headers};
-use tokio::time::{timeout_at, Instant};
+use tokio::time::timeout_at;
 
 use crate::batch::Batch;
 use crate::error::Failure;
@@ -51,7 +51,7 @@ impl NatsTransport {
 
     /// Publishes the events at `pending` (indices into `batch`) once.
     pub(crate) async fn attempt(&self, batch: &Batch, pending: &[usize]) -> Attempt {
-        let deadline = Instant::now() + self.timeout;
+        let deadline = crate::sender::later(self.timeout);
         let mut sent = Vec::with_capacity(pending.len());
         for &i in pending {
             let Some(meta) = batch.nats.get(i) else {

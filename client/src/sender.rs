@@ -159,7 +159,7 @@ impl Batcher {
                         deadline = None;
                     } else {
                         let at =
-                            *deadline.get_or_insert_with(|| Instant::now() + self.config.linger);
+                            *deadline.get_or_insert_with(|| later(self.config.linger));
                         if Instant::now() >= at {
                             self.dispatch(&mut open).await;
                             deadline = None;
@@ -246,6 +246,14 @@ impl Batcher {
             let _ = done.send(());
         });
     }
+}
+
+/// `d` from now, or a year from now if that overflows the clock.
+pub(crate) fn later(d: std::time::Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(365 * 86_400)))
+        .unwrap_or(now)
 }
 
 /// Delivers one batch: attempts, retries, splits; every event gets an outcome.

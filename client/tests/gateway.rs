@@ -268,3 +268,42 @@ async fn one_request_per_event_with_several_in_flight() {
     client.close().await.expect("close");
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_the_gateway_finds_too_large_are_split() {
+    // The gateway takes at most 8 events per request; the client batches 50.
+    let stack = Stack::start_with("client_split", &["--max-events-per-request", "8"]).await;
+    let client = stack
+        .builder()
+        .write_key(WRITE_KEY)
+        .batching(BatchConfig {
+            max_events: 50,
+            linger: Duration::from_secs(60),
+            ..Default::default()
+        })
+        .build()
+        .expect("client");
+    let session = Uuid::new_v4();
+    for n in 0..50 {
+        client.enqueue(party(session, n)).await.expect("queued");
+    }
+    client.flush().await.expect("flush");
+    let stats = client.stats();
+    // 50 -> 25+25 -> 13+12 (x2) -> 7+6 (x4): 1 + 2 + 4 + 8 requests.
+    assert_eq!(
+        (stats.accepted, stats.failed, stats.requests),
+        (50, 0, 15),
+        "{stats:?}"
+    );
+
+    // A single event larger than the body limit is refused, not retried.
+    let big = party(session, 99)
+        .with_data(json!({"host": "h", "path": "/", "pad": "x".repeat(2 * 1024 * 1024)}))
+        .expect("object");
+    match client.send(big).await.expect("queued").await {
+        Err(SendError::Refused { status: 413, .. }) => {}
+        other => panic!("expected 413, got {other:?}"),
+    }
+    client.close().await.expect("close");
+    stack.stop().await;
+}

@@ -38,6 +38,11 @@ fn clients_file() -> &'static str {
 impl Stack {
     /// Starts everything and waits until each service is ready.
     pub async fn start(prefix: &str) -> Stack {
+        Stack::start_with(prefix, &[]).await
+    }
+
+    /// [`Stack::start`] with extra flags for the gateway.
+    pub async fn start_with(prefix: &str, gateway_flags: &[&str]) -> Stack {
         let nats = NatsServer::start().unwrap_or_else(|e| panic!("nats-server: {e}"));
         let clickhouse = eye_testkit::shared_clickhouse();
         let database = clickhouse.create_database(prefix).await;
@@ -59,7 +64,7 @@ impl Stack {
             "50ms",
         ]);
         let consumer = RunningService::start(|l, s| consumer::run(config, l, s)).await;
-        let config: ingest_gateway::Config = parse_config(&[
+        let mut flags = vec![
             "--schemas-dir",
             schemas,
             "--clients-file",
@@ -68,7 +73,9 @@ impl Stack {
             &nats_url,
             "--publish-timeout",
             "2s",
-        ]);
+        ];
+        flags.extend_from_slice(gateway_flags);
+        let config: ingest_gateway::Config = parse_config(&flags);
         let gateway = RunningService::start(|l, s| ingest_gateway::run(config, l, s)).await;
         let config: query_service::Config = parse_config(&[
             "--clickhouse-url",
