@@ -135,11 +135,17 @@ locate_program() {
 # Installs the Debian packages of the servers that are missing. Packages whose
 # service the package itself starts are stopped and disabled again: the stack runs
 # its own servers, and a system ClickHouse on 8123/9000 would take the stack's ports.
+# Arguments name more programs of the same Debian name to install when missing
+# (`test` adds chromium, which the session explorer's browser test drives;
+# EYE_CHROMIUM_BIN overrides it).
 ensure_servers() {
-    local missing=()
+    local missing=() extra
     locate_program nats-server EYE_NATS_SERVER_BIN >/dev/null || missing+=(nats-server)
     locate_program clickhouse-server EYE_CLICKHOUSE_SERVER_BIN >/dev/null || missing+=(clickhouse-server)
     locate_program clickhouse-client EYE_CLICKHOUSE_CLIENT_BIN >/dev/null || missing+=(clickhouse-client)
+    for extra in "$@"; do
+        locate_program "$extra" "EYE_${extra^^}_BIN" >/dev/null || missing+=("$extra")
+    done
     if ((${#missing[@]} == 0)); then
         return 0
     fi
@@ -224,7 +230,7 @@ suite_chdb() {
 
 cmd_test() {
     require_cargo
-    ensure_servers
+    ensure_servers chromium
     local suite failed=() started status
     for suite in "${TEST_SUITES[@]}"; do
         say "running test suite ${suite#suite_}"

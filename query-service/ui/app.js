@@ -1,9 +1,9 @@
 // The session explorer: hash routes, the read token, and the views.
 //
 // Routes: #/sessions?range=…&category=…&live=1, #/sessions/<id>,
-// #/rejects?range=…&code=…&client=…. A link may carry the token once as
-// #token=<read token>: it is moved into sessionStorage and removed from the
-// address bar (and from history) at once.
+// #/rejects?range=…&code=…&client=…. A link may carry the token once, as
+// #token=<read token> or as a `token` parameter of any route: it is moved
+// into sessionStorage and removed from the address bar (and history) at once.
 
 import * as api from "./api.js";
 import { el, replace, status } from "./dom.js";
@@ -16,11 +16,16 @@ const forget = document.getElementById("forget");
 let cleanup = null;
 
 function takeTokenFromFragment() {
-  const hash = location.hash;
-  if (!hash.startsWith("#token=")) return;
-  const value = decodeURIComponent(hash.slice("#token=".length)).trim();
+  // "#token=<t>" or a route with "?token=<t>" ("#/sessions/<id>?token=<t>").
+  const hash = location.hash.replace(/^#/, "");
+  const [path, query = ""] = hash.startsWith("token=") ? ["/sessions", hash] : hash.split("?");
+  const params = new URLSearchParams(query);
+  const value = (params.get("token") || "").trim();
+  if (!params.has("token")) return;
   if (value) api.setToken(value);
-  history.replaceState(null, "", location.pathname + location.search + "#/sessions");
+  params.delete("token");
+  const rest = params.toString();
+  history.replaceState(null, "", location.pathname + location.search + "#" + (path || "/sessions") + (rest ? "?" + rest : ""));
 }
 
 function tokenForm(message) {

@@ -1,0 +1,319 @@
+//! The session explorer in a real browser: headless Chromium (Debian's
+//! `chromium`, no browser download) loads `/ui` from the query service on a
+//! real ClickHouse with a few events and rejects, and the rendered DOM must
+//! show the sessions (in order), a session's timeline (in order, with its
+//! gap marker, data escaped as text) and the rejects (filtered by code).
+//! Screenshots of each view at 1280×800 and 390×844 are kept in
+//! `target/ui-screenshots/` (test artefacts, not committed).
+//!
+//! Chromium is driven by its command line (`--dump-dom`, `--screenshot`)
+//! with a virtual time budget, so the page's fetches finish before the DOM is
+//! read; no Node, no DevTools client. A missing `chromium` fails the test
+//! with the package to install (`./deploy/local.sh test` installs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::{event, reject, Stack, ADMIN_TOKEN};
+use uuid::Uuid;
+
+const MINUTE: i64 = 60_000_000;
+
+/// The browser: `EYE_CHROMIUM_BIN`, else `chromium` on PATH or in /usr/bin.
+fn chromium() -> PathBuf {
+    if let Some(path) = std::env::var_os("EYE_CHROMIUM_BIN").filter(|v| !v.is_empty()) {
+        let path = PathBuf::from(path);
+        assert!(
+            path.is_file(),
+            "EYE_CHROMIUM_BIN={} is not a file",
+            path.display()
+        );
+        return path;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/bin")])
+        .map(|dir| dir.join("chromium"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium not found: the browser test needs Debian's chromium \
+                 (apt-get install chromium; ./deploy/local.sh test installs it) \
+                 or EYE_CHROMIUM_BIN set to a Chromium binary"
+            )
+        })
+}
+
+/// Headless Chromium with a throwaway profile.
+struct Browser {
+    binary: PathBuf,
+    profile: tempfile::TempDir,
+}
+
+impl Browser {
+    fn new() -> Browser {
+        Browser {
+            binary: chromium(),
+            profile: tempfile::tempdir().expect("profile dir"),
+        }
+    }
+
+    /// Runs Chromium on `url` with `extra` arguments at `width`×`height`,
+    /// letting the page run `budget_ms` of virtual time; its stdout.
+    async fn run(&self, url: &str, size: (u32, u32), budget_ms: u32, extra: &[String]) -> String {
+        let mut command = tokio::process::Command::new(&self.binary);
+        command
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-extensions",
+                "--no-first-run",
+                "--no-default-browser-check",
+                "--hide-scrollbars",
+                "--mute-audio",
+            ])
+            .arg(format!("--user-data-dir={}", self.profile.path().display()))
+            .arg(format!("--window-size={},{}", size.0, size.1))
+            .arg(format!("--virtual-time-budget={budget_ms}"))
+            .args(extra)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let child = command.spawn().expect("chromium starts");
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("chromium did not finish within 120 s on {url}"))
+            .expect("chromium runs");
+        assert!(
+            output.status.success(),
+            "chromium failed on {url}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// The DOM of `url` once the page is done loading (no area marked
+    /// `aria-busy`), retried with a longer virtual time budget while not.
+    async fn dom(&self, url: &str) -> String {
+        let mut dom = String::new();
+        for budget in [5_000, 15_000, 40_000] {
+            dom = self
+                .run(url, (1280, 800), budget, &["--dump-dom".to_owned()])
+                .await;
+            if dom.contains("id=\"main\"")
+                && !dom.contains("aria-busy=\"true\"")
+                && !dom.contains("<main id=\"main\" tabindex=\"-1\">\n  <noscript>")
+            {
+                return dom;
+            }
+        }
+        panic!("{url} was still loading after 40 s of virtual time:\n{dom}");
+    }
+
+    /// A PNG screenshot of `url` at `size` into `path`.
+    async fn screenshot(&self, url: &str, size: (u32, u32), path: &Path) {
+        let _ = std::fs::remove_file(path);
+        self.run(
+            url,
+            size,
+            15_000,
+            &[format!("--screenshot={}", path.display())],
+        )
+        .await;
+        let png = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 5_000,
+            "{} is not a screenshot ({} bytes)",
+            path.display(),
+            png.len()
+        );
+    }
+}
+
+/// Where `needle` is in `haystack`, or a failure that shows the page.
+fn position(haystack: &str, needle: &str) -> usize {
+    haystack
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle:?} is not on the page:\n{haystack}"))
+}
+
+/// Asserts that `needles` appear in `page` in this order (each one found
+/// after the previous one).
+fn in_order(page: &str, needles: &[&str]) {
+    let mut from = 0;
+    for needle in needles {
+        match page[from..].find(needle) {
+            Some(at) => from += at + needle.len(),
+            None => panic!("{needle:?} is not on the page after {from} of {needles:?}:\n{page}"),
+        }
+    }
+}
+
+fn screenshots_dir() -> PathBuf {
+    let dir = std::env::var_os("EYE_UI_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots"));
+    std::fs::create_dir_all(&dir).expect("screenshots dir");
+    dir
+}
+
+#[tokio::test]
+async fn the_explorer_shows_sessions_a_timeline_and_rejects_in_chromium() {
+    let browser = Browser::new();
+    let stack = Stack::start("q_browser", &[]).await;
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_micros(),
+    )
+    .expect("in range");
+    let (s1, s2, s3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    let mut open = event(s1, "a1", "party", "AppName", now - 50 * MINUTE);
+    open.data = r#"{"host":"www.party.com","path":"/"}"#.to_owned();
+    let mut hostile = event(
+        s1,
+        "a4",
+        "party",
+        "<img src=x onerror=alert(1)>",
+        now - 19 * MINUTE,
+    );
+    hostile.data = r#"{"html":"<script>alert(2)</script>"}"#.to_owned();
+    stack
+        .insert(&[
+            open,
+            event(s1, "a2", "party", "Click", now - 50 * MINUTE + 1_000_000),
+            event(s1, "a3", "page view", "View", now - 20 * MINUTE),
+            hostile,
+            event(s2, "b1", "party", "Open", now - 40 * MINUTE),
+            event(s3, "c1", "page view", "View", now - 30 * MINUTE),
+        ])
+        .await;
+    let mut bad_id = reject("r1", "demo", "invalid_session_id", now - 10 * MINUTE);
+    bad_id.message = "session_id must be a UUID".to_owned();
+    bad_id.pointer = "/session_id".to_owned();
+    bad_id.raw = r#"{"session_id":"not-a-uuid","category":"party"}"#.to_owned();
+    let mut future = reject("r2", "shop", "timestamp_in_future", now - 5 * MINUTE);
+    future.message = "the timestamp is 2 hours ahead".to_owned();
+    stack.insert_errors(&[bad_id, future]).await;
+
+    let page = |route: &str| {
+        let separator = if route.contains('?') { '&' } else { '?' };
+        stack
+            .service
+            .url(&format!("/ui#{route}{separator}token={ADMIN_TOKEN}"))
+    };
+
+    // Without a token: the token form, and no data.
+    let dom = browser.dom(&stack.service.url("/ui")).await;
+    position(&dom, "Use token");
+    assert!(!dom.contains(&s1.to_string()));
+    // A refused token: the form again, saying why.
+    let dom = browser
+        .dom(&stack.service.url("/ui#token=not-a-token"))
+        .await;
+    position(&dom, "refused this token (401)");
+
+    // Sessions of the last day, oldest first, with the chart above them.
+    let sessions = page("/sessions");
+    let dom = browser.dom(&sessions).await;
+    in_order(
+        &dom,
+        &[
+            "Events per hour",
+            "<svg",
+            &s1.to_string(),
+            &s2.to_string(),
+            &s3.to_string(),
+        ],
+    );
+    position(&dom, "6 events in");
+    assert!(!dom.contains("Use token"), "the token was taken");
+    let dom = browser.dom(&page("/sessions?order=newest")).await;
+    in_order(&dom, &[&s3.to_string(), &s2.to_string(), &s1.to_string()]);
+    let dom = browser.dom(&page("/sessions?category=page%20view")).await;
+    in_order(
+        &dom,
+        &["(category page view)", &s1.to_string(), &s3.to_string()],
+    );
+    assert!(!dom.contains(&s2.to_string()), "s2 has no page view event");
+
+    // One session's timeline: in order, relative times, the gap, data as text.
+    let timeline = page(&format!("/sessions/{s1}"));
+    let dom = browser.dom(&timeline).await;
+    in_order(
+        &dom,
+        &[
+            "Copy curl",
+            &format!("/v1/sessions/{s1}/events"),
+            "Time axis",
+            "29 min 59 s without events</title>",
+            "<ol class=\"events\">",
+            "+0 µs</span>",
+            "<span class=\"name\">AppName</span>",
+            "www.party.com",
+            "+1.000 s</span>",
+            "<span class=\"name\">Click</span>",
+            "<li class=\"gap\">29 min 59 s without events</li>",
+            "+30 min 00 s</span>",
+            "<span class=\"cat\" data-color=\"1\">page view</span>",
+            "<span class=\"name\">View</span>",
+            "<span class=\"name\">&lt;img src=x onerror=alert(1)&gt;</span>",
+            "&lt;script&gt;alert(2)&lt;/script&gt;",
+        ],
+    );
+    assert!(
+        !dom.contains("<img src") && !dom.contains("<script>alert"),
+        "data is text, never markup"
+    );
+
+    // Rejects: the chart by code and the table; then filtered by code.
+    let rejects = page("/rejects");
+    let dom = browser.dom(&rejects).await;
+    in_order(
+        &dom,
+        &[
+            "Rejects per hour by code",
+            "2 rejects in",
+            "invalid_session_id",
+            "session_id must be a UUID",
+            "/session_id",
+            "not-a-uuid",
+            "timestamp_in_future",
+            "the timestamp is 2 hours ahead",
+            "shop",
+        ],
+    );
+    let dom = browser
+        .dom(&page("/rejects?code=timestamp_in_future"))
+        .await;
+    position(&dom, "the timestamp is 2 hours ahead");
+    assert!(!dom.contains("not-a-uuid"), "filtered out by code");
+    let dom = browser.dom(&page("/rejects?client=demo")).await;
+    position(&dom, "not-a-uuid");
+    assert!(!dom.contains("2 hours ahead"), "filtered out by client");
+
+    // Screenshots of each view, desktop and phone, kept for people to look at.
+    let dir = screenshots_dir();
+    for (name, url) in [
+        ("sessions", &sessions),
+        ("timeline", &timeline),
+        ("rejects", &rejects),
+    ] {
+        for (device, size) in [("desktop", (1280, 800)), ("phone", (390, 844))] {
+            let path = dir.join(format!("{name}-{device}.png"));
+            browser.screenshot(url, size, &path).await;
+            eprintln!("screenshot: {}", path.display());
+        }
+    }
+}
