@@ -1,0 +1,184 @@
+//! A lean keep-alive HTTP/1.1 connection for load: one TCP connection (with
+//! `TCP_NODELAY`), requests one after another, no pool and no locks, so the
+//! load generator spends as little of the shared CPU as possible.
+//!
+//! Only loopback addresses are accepted: the benchmark never sends load
+//! anywhere else.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+/// Longest one request may take before it counts as failed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The URL is not `http://<loopback host>:<port>[/path]`.
+    #[error("{0}: only http:// URLs of a loopback address are allowed")]
+    NotLoopback(String),
+    /// The connection failed.
+    #[error("{addr}: {source}")]
+    Connect {
+        /// Where.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// HTTP failed on the connection.
+    #[error("HTTP: {0}")]
+    Hyper(#[from] hyper::Error),
+    /// A request could not be built (a bad header value).
+    #[error("request: {0}")]
+    Request(#[from] hyper::http::Error),
+    /// No answer in time.
+    #[error("no answer within {REQUEST_TIMEOUT:?}")]
+    Timeout,
+}
+
+/// A base URL resolved to a loopback socket address.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The address.
+    pub addr: SocketAddr,
+    host: HeaderValue,
+}
+
+impl Target {
+    /// Parses `http://127.0.0.1:8080` (a trailing path is ignored).
+    pub fn parse(url: &str) -> Result<Target, HttpError> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| HttpError::NotLoopback(url.to_owned()))?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let addr = authority
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .filter(|addr| addr.ip().is_loopback())
+            .ok_or_else(|| HttpError::NotLoopback(url.to_owned()))?;
+        let host =
+            HeaderValue::from_str(authority).map_err(|_| HttpError::NotLoopback(url.to_owned()))?;
+        Ok(Target { addr, host })
+    }
+}
+
+/// An answer: status and whole body.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The body.
+    pub body: Bytes,
+}
+
+/// One open connection.
+pub struct Conn {
+    target: Target,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    /// Opens a connection to `target`.
+    pub async fn open(target: &Target) -> Result<Conn, HttpError> {
+        let stream =
+            TcpStream::connect(target.addr)
+                .await
+                .map_err(|source| HttpError::Connect {
+                    addr: target.addr,
+                    source,
+                })?;
+        stream
+            .set_nodelay(true)
+            .map_err(|source| HttpError::Connect {
+                addr: target.addr,
+                source,
+            })?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(async move {
+            // Ends when the connection closes; errors show on the next request.
+            let _closed = connection.await;
+        });
+        Ok(Conn {
+            target: target.clone(),
+            sender,
+        })
+    }
+
+    /// `POST path` with a JSON body and a bearer credential.
+    pub async fn post_json(
+        &mut self,
+        path: &str,
+        bearer: &HeaderValue,
+        body: Bytes,
+    ) -> Result<Answer, HttpError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(HOST, &self.target.host)
+            .header(AUTHORIZATION, bearer)
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(body))?;
+        self.send(request).await
+    }
+
+    /// `GET path` (path and query) with an optional bearer credential.
+    pub async fn get(
+        &mut self,
+        path: &str,
+        bearer: Option<&HeaderValue>,
+    ) -> Result<Answer, HttpError> {
+        let mut request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(HOST, &self.target.host);
+        if let Some(bearer) = bearer {
+            request = request.header(AUTHORIZATION, bearer);
+        }
+        self.send(request.body(Full::new(Bytes::new()))?).await
+    }
+
+    async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, HttpError> {
+        let exchange = async {
+            self.sender.ready().await?;
+            let response = self.sender.send_request(request).await?;
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await?.to_bytes();
+            Ok::<_, HttpError>(Answer { status, body })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout)?
+    }
+}
+
+/// `Bearer <secret>` as a header value.
+pub fn bearer(secret: &str) -> HeaderValue {
+    let mut value = HeaderValue::from_str(&format!("Bearer {secret}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer invalid"));
+    value.set_sensitive(true);
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_targets() {
+        let target = Target::parse("http://127.0.0.1:8080/v1").expect("loopback");
+        assert_eq!(target.addr.port(), 8080);
+        assert!(Target::parse("http://localhost:9").is_ok());
+        assert!(Target::parse("http://192.0.2.1:80").is_err());
+        assert!(Target::parse("https://127.0.0.1:80").is_err());
+    }
+}
