@@ -24,6 +24,15 @@ use crate::transport::Transport;
 /// How the client authenticates to the gateway.
 ///
 /// `Debug` never prints the key or the secret.
+///
+/// ```
+/// let credentials = eye_client::Credentials::Hmac {
+///     client_id: "demo".into(),
+///     secret: "eye_demo_secret".into(),
+/// };
+/// assert!(!format!("{credentials:?}").contains("eye_demo_secret"));
+/// let builder = eye_client::Client::builder().credentials(credentials);
+/// ```
 #[derive(Clone)]
 pub enum Credentials {
     /// A write key, sent as `Authorization: Bearer <key>`.
@@ -84,18 +93,30 @@ pub struct ClientBuilder {
 impl ClientBuilder {
     /// The ingest gateway's base URL (`http://127.0.0.1:8080`); events go to
     /// `<url>/v1/events`.
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder().gateway_url("http://127.0.0.1:8080");
+    /// ```
     pub fn gateway_url(mut self, url: impl Into<String>) -> Self {
         self.gateway_url = Some(url.into());
         self
     }
 
     /// Authenticate to the gateway with a write key (`Authorization: Bearer`).
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder().write_key("eye_demo_write_key");
+    /// ```
     pub fn write_key(mut self, key: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::WriteKey(key.into()));
         self
     }
 
     /// Sign every request to the gateway with the client's HMAC secret.
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder().hmac("demo", "eye_demo_secret");
+    /// ```
     pub fn hmac(mut self, client_id: impl Into<String>, secret: impl Into<String>) -> Self {
         self.credentials = Some(Credentials::Hmac {
             client_id: client_id.into(),
@@ -105,6 +126,11 @@ impl ClientBuilder {
     }
 
     /// Authenticate to the gateway with the given credentials.
+    ///
+    /// ```
+    /// use eye_client::{Client, Credentials};
+    /// let builder = Client::builder().credentials(Credentials::WriteKey("eye_demo_write_key".into()));
+    /// ```
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials = Some(credentials);
         self
@@ -113,30 +139,60 @@ impl ClientBuilder {
     /// Publish straight to NATS JetStream, as `client_id`, instead of going
     /// through the gateway. The connection must be allowed to publish on
     /// `eye.events.<client_id>.>` (see the `nats` module docs for the guarantees).
+    ///
+    /// ```no_run
+    /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+    /// let connection = async_nats::ConnectOptions::new()
+    ///     .user_and_password("demo".into(), "its password".into())
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// let client = eye_client::Client::builder().nats(connection, "demo").build()?;
+    /// # Ok(()) }
+    /// ```
     pub fn nats(mut self, connection: async_nats::Client, client_id: impl Into<String>) -> Self {
         self.nats = Some((connection, client_id.into()));
         self
     }
 
     /// The query service's base URL (`http://127.0.0.1:8081`).
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder().query_url("http://127.0.0.1:8081");
+    /// ```
     pub fn query_url(mut self, url: impl Into<String>) -> Self {
         self.query_url = Some(url.into());
         self
     }
 
     /// The read token for the query service (`Authorization: Bearer`).
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder()
+    ///     .query_url("http://127.0.0.1:8081")
+    ///     .read_token("eye_demo_read_token");
+    /// ```
     pub fn read_token(mut self, token: impl Into<String>) -> Self {
         self.read_token = Some(token.into());
         self
     }
 
     /// How events are batched and how many batches are in flight.
+    ///
+    /// ```
+    /// use eye_client::{BatchConfig, Client};
+    /// let builder = Client::builder().batching(BatchConfig { max_events: 1, ..Default::default() });
+    /// ```
     pub fn batching(mut self, batching: BatchConfig) -> Self {
         self.batching = batching;
         self
     }
 
     /// How retryable failures are retried.
+    ///
+    /// ```
+    /// use eye_client::{Client, RetryPolicy};
+    /// let builder = Client::builder().retry(RetryPolicy { max_retries: 3, ..Default::default() });
+    /// ```
     pub fn retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
@@ -144,6 +200,10 @@ impl ClientBuilder {
 
     /// Compress request bodies with gzip (off by default: on loopback it
     /// costs more CPU than it saves).
+    ///
+    /// ```
+    /// let builder = eye_client::Client::builder().gzip(true);
+    /// ```
     pub fn gzip(mut self, gzip: bool) -> Self {
         self.gzip = gzip;
         self
@@ -151,6 +211,11 @@ impl ClientBuilder {
 
     /// Use this HTTP client (its connection pool, proxies, TLS settings)
     /// instead of the default one (keep-alive pool, `TCP_NODELAY`).
+    ///
+    /// ```
+    /// let http = reqwest::Client::builder().pool_max_idle_per_host(32).build().unwrap();
+    /// let builder = eye_client::Client::builder().http_client(http);
+    /// ```
     pub fn http_client(mut self, http: reqwest::Client) -> Self {
         self.http = Some(http);
         self
@@ -160,6 +225,21 @@ impl ClientBuilder {
     ///
     /// Fails on a malformed URL, a gateway without credentials, both a
     /// gateway and NATS, out-of-range batching settings, or outside a runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// use eye_client::{Client, ClientError};
+    /// let client = Client::builder()
+    ///     .gateway_url("http://127.0.0.1:8080")
+    ///     .write_key("eye_demo_write_key")
+    ///     .build();
+    /// assert!(client.is_ok());
+    /// // A gateway needs credentials.
+    /// let no_key = Client::builder().gateway_url("http://127.0.0.1:8080").build();
+    /// assert!(matches!(no_key, Err(ClientError::Config(_))));
+    /// # }
+    /// ```
     pub fn build(self) -> Result<Client, ClientError> {
         let b = &self.batching;
         if b.max_events == 0 || b.max_bytes == 0 || b.concurrency == 0 || b.queue_capacity == 0 {

@@ -7,6 +7,14 @@ use std::sync::Arc;
 use eye_contract::{ErrorCode, RetryCode};
 
 /// Building or using the client failed.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let error = eye_client::Client::builder().gateway_url("ftp://x").write_key("k").build();
+/// assert!(matches!(error, Err(eye_client::ClientError::InvalidUrl { .. })));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// A URL given to the builder does not parse or is not http(s).
@@ -38,6 +46,17 @@ pub enum ClientError {
 ///
 /// [`SendError::Rejected`] is a verdict on the event (do not resend it as
 /// is); the others are about delivery.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client, event: eye_client::Event) -> Result<(), eye_client::ClientError> {
+/// use eye_client::SendError;
+/// match client.send(event).await?.await {
+///     Ok(accepted) => println!("stored as {}", accepted.event_id),
+///     Err(SendError::Rejected(r)) => eprintln!("invalid ({}) at {}: {}", r.code, r.pointer, r.message),
+///     Err(other) => eprintln!("not stored, resend later: {other}"),
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
     /// The gateway found the event invalid.
@@ -67,6 +86,15 @@ pub enum SendError {
 }
 
 /// An event the gateway rejected: its code, a message and where.
+///
+/// ```
+/// let r = eye_client::Rejection {
+///     code: "timestamp_in_future".into(),
+///     message: "more than 5 minutes ahead".into(),
+///     pointer: "/timestamp".into(),
+/// };
+/// assert!(r.to_string().contains("/timestamp"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("rejected ({code}) at {pointer:?}: {message}")]
 pub struct Rejection {
@@ -93,6 +121,11 @@ impl Rejection {
 }
 
 /// A retryable failure of one attempt.
+///
+/// ```
+/// let error = eye_client::SendError::GaveUp { attempts: 11, last: eye_client::Failure::Status(503) };
+/// assert_eq!(error.to_string(), "gave up after 11 attempts; last failure: HTTP 503");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Failure {
     /// The gateway answered the event `"status": "failed"` with this code.
@@ -132,6 +165,16 @@ impl Failure {
 }
 
 /// A read from the query service failed.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client) {
+/// match client.session_events(uuid::Uuid::nil()).await {
+///     Ok(events) => println!("{} events", events.len()),
+///     Err(eye_client::QueryError::Status { status: 401, .. }) => eprintln!("wrong read token"),
+///     Err(other) => eprintln!("{other}"),
+/// }
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The client was built without a query URL or read token.

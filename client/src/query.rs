@@ -16,6 +16,14 @@ use uuid::Uuid;
 use crate::error::QueryError;
 
 /// A stored event as the query service returns it.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client) -> Result<(), eye_client::QueryError> {
+/// for event in client.session_events(uuid::Uuid::nil()).await? {
+///     println!("{} {} {} {}", event.timestamp.to_rfc3339(), event.category, event.name, event.data);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct StoredEvent {
     /// The id it is stored under.
@@ -35,6 +43,17 @@ pub struct StoredEvent {
 }
 
 /// A session with events in the range asked for.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client) -> Result<(), eye_client::QueryError> {
+/// use futures::TryStreamExt;
+/// let sessions: Vec<eye_client::SessionSummary> =
+///     client.sessions(eye_client::SessionFilter::default()).try_collect().await?;
+/// for s in sessions {
+///     println!("{}: {} events from {}", s.session_id, s.events, s.first.to_rfc3339());
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SessionSummary {
     /// The session.
@@ -50,6 +69,17 @@ pub struct SessionSummary {
 }
 
 /// A rejected event, as recorded in `event_errors`.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client) -> Result<(), eye_client::QueryError> {
+/// use futures::TryStreamExt;
+/// let rejects: Vec<eye_client::StoredReject> =
+///     client.errors(eye_client::ErrorFilter::default().client("demo")).try_collect().await?;
+/// for r in rejects {
+///     println!("{} {} at {}: {}", r.received.to_rfc3339(), r.code, r.pointer, r.message);
+/// }
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct StoredReject {
     /// The reject's own id.
@@ -79,6 +109,13 @@ pub struct StoredReject {
 }
 
 /// One page of a list read.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client) -> Result<(), eye_client::QueryError> {
+/// let page = client.events_page(&eye_client::EventFilter::default(), None).await?;
+/// println!("{} events, more: {}", page.items.len(), page.next_cursor.is_some());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Page<T> {
     /// The rows of this page, in order.

@@ -10,6 +10,13 @@ use tokio::sync::oneshot;
 use crate::error::SendError;
 
 /// An event the gateway (or JetStream) stored durably.
+///
+/// ```no_run
+/// # async fn example(client: eye_client::Client, event: eye_client::Event) -> Result<(), Box<dyn std::error::Error>> {
+/// let eye_client::Accepted { event_id } = client.send(event).await?.await?;
+/// println!("stored as {event_id}");
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Accepted {
     /// The id it is stored under (its own `event_id`, or the derived one).
@@ -17,6 +24,12 @@ pub struct Accepted {
 }
 
 /// What finally happened to one event.
+///
+/// ```
+/// use eye_client::{Accepted, Delivery};
+/// let delivery: Delivery = Ok(Accepted { event_id: "b720eb67-867a-8348-b087-59824a162261".into() });
+/// assert!(delivery.is_ok());
+/// ```
 pub type Delivery = Result<Accepted, SendError>;
 
 /// The outcome of one event given to [`crate::Client::send`]; a future that

@@ -158,8 +158,7 @@ impl Batcher {
                     if open.is_empty() {
                         deadline = None;
                     } else {
-                        let at =
-                            *deadline.get_or_insert_with(|| later(self.config.linger));
+                        let at = *deadline.get_or_insert_with(|| later(self.config.linger));
                         if Instant::now() >= at {
                             self.dispatch(&mut open).await;
                             deadline = None;
