@@ -79,6 +79,9 @@ impl Browser {
                 "--no-default-browser-check",
                 "--hide-scrollbars",
                 "--mute-audio",
+                // The page's console (errors, CSP violations) on stderr.
+                "--enable-logging=stderr",
+                "--v=0",
             ])
             .arg(format!("--user-data-dir={}", self.profile.path().display()))
             .arg(format!("--window-size={},{}", size.0, size.1))
@@ -94,11 +97,21 @@ impl Browser {
             .await
             .unwrap_or_else(|_| panic!("chromium did not finish within 120 s on {url}"))
             .expect("chromium runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             output.status.success(),
-            "chromium failed on {url}: {}",
-            String::from_utf8_lossy(&output.stderr)
+            "chromium failed on {url}: {stderr}"
         );
+        // A script error, a resource the Content-Security-Policy refused or
+        // a failed load (other than the 401 of a refused token) is a failure
+        // even when the DOM looks right.
+        for line in stderr.lines().filter(|l| l.contains("CONSOLE")) {
+            let bad = ["Uncaught", "Refused to", "Content Security Policy"]
+                .iter()
+                .any(|bad| line.contains(bad))
+                || (line.contains("Failed to load") && !line.contains("status of 401"));
+            assert!(!bad, "the page logged an error on {url}: {line}");
+        }
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
@@ -171,13 +184,7 @@ fn screenshots_dir() -> PathBuf {
 async fn the_explorer_shows_sessions_a_timeline_and_rejects_in_chromium() {
     let browser = Browser::new();
     let stack = Stack::start("q_browser", &[]).await;
-    let now = i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("after 1970")
-            .as_micros(),
-    )
-    .expect("in range");
+    let now = now_micros();
     let (s1, s2, s3) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let mut open = event(s1, "a1", "party", "AppName", now - 50 * MINUTE);
     open.data = r#"{"host":"www.party.com","path":"/"}"#.to_owned();
@@ -316,4 +323,65 @@ async fn the_explorer_shows_sessions_a_timeline_and_rejects_in_chromium() {
             eprintln!("screenshot: {}", path.display());
         }
     }
+}
+
+#[tokio::test]
+async fn ten_thousand_sessions_in_range_are_read_a_page_at_a_time() {
+    let browser = Browser::new();
+    let stack = Stack::start("q_browser_many", &[]).await;
+    let start = now_micros() - 3 * 60 * MINUTE;
+    let sessions: Vec<Uuid> = (0..10_000).map(|_| Uuid::new_v4()).collect();
+    let rows: Vec<_> = sessions
+        .iter()
+        .zip(0i64..)
+        .map(|(s, i)| event(*s, &format!("m{i}"), "party", "Open", start + i * 1_000))
+        .collect();
+    stack.insert(&rows).await;
+    let url = |query: &str| {
+        stack
+            .service
+            .url(&format!("/ui#/sessions?{query}token={ADMIN_TOKEN}"))
+    };
+
+    let dom = browser.dom(&url("")).await;
+    assert_eq!(
+        dom.matches("<a href=\"#/sessions/").count(),
+        100,
+        "one page of 100"
+    );
+    in_order(
+        &dom,
+        &[
+            "10000 events in",
+            &sessions[0].to_string(),
+            &sessions[99].to_string(),
+            "disabled=\"\">← Previous",
+            "Page 1: sessions 1–100</span>",
+            "<button type=\"button\">Next →",
+        ],
+    );
+    assert!(!dom.contains(&sessions[100].to_string()));
+
+    let dom = browser.dom(&url("order=newest&limit=500&")).await;
+    assert_eq!(
+        dom.matches("<a href=\"#/sessions/").count(),
+        500,
+        "one page of 500"
+    );
+    in_order(
+        &dom,
+        &[
+            &sessions[9_999].to_string(),
+            &sessions[9_500].to_string(),
+            "Next →",
+        ],
+    );
+}
+
+/// Now, in microseconds since 1970.
+fn now_micros() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970");
+    i64::try_from(since.as_micros()).expect("in range")
 }

@@ -54,9 +54,18 @@ export function sessionsView(root, query, ctx) {
   form.addEventListener("submit", submit);
   live.addEventListener("change", () => submit());
 
+  // A session known by its id (from a customer, a log line) at any time.
+  const id = el("input", { id: "goto", type: "text", autocomplete: "off", spellcheck: "false", placeholder: "e2085be5-9137-4e4e-80b5-f1ffddc25423", required: true });
+  const goto = el("form", { class: "goto" },
+    el("label", { for: "goto" }, "Open a session by id"), id, el("button", { type: "submit", class: "quiet" }, "Open"));
+  goto.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (id.value.trim()) ctx.navigate(`#/sessions/${encodeURIComponent(id.value.trim())}`);
+  });
+
   const chartArea = el("div", { class: "chart-area", "aria-busy": "true" });
   const tableArea = el("div", { class: "table-area", "aria-busy": "true" });
-  replace(root, el("h2", {}, "Sessions"), form, chartArea, tableArea);
+  replace(root, el("div", { class: "title" }, el("h2", {}, "Sessions"), goto), form, chartArea, tableArea);
 
   let range = rangeOf(state);
   const controller = new AbortController();
