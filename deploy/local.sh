@@ -664,6 +664,7 @@ The Eye is running. Data and logs: $EYE_HOME (logs in $LOG_DIR)
 
   ingest gateway   $gateway           POST /v1/events
   query service    $query           GET /v1/sessions/{session_id}/events
+  session explorer $query/ui#token=$DEMO_READ_TOKEN
   consumer         http://127.0.0.1:$EYE_CONSUMER_PORT           /healthz /readyz /metrics
   NATS             nats://127.0.0.1:$EYE_NATS_PORT           monitoring http://127.0.0.1:$EYE_NATS_MONITOR_PORT
   ClickHouse       http://127.0.0.1:$EYE_CLICKHOUSE_HTTP_PORT           clickhouse-client --port $EYE_CLICKHOUSE_TCP_PORT

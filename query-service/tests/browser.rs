@@ -118,8 +118,14 @@ impl Browser {
     /// The DOM of `url` once the page is done loading (no area marked
     /// `aria-busy`), retried with a longer virtual time budget while not.
     async fn dom(&self, url: &str) -> String {
+        self.dom_within(url, &[5_000, 15_000, 40_000]).await
+    }
+
+    /// The DOM of `url` after each of `budgets` (virtual milliseconds) in
+    /// turn until the page is done loading.
+    async fn dom_within(&self, url: &str, budgets: &[u32]) -> String {
         let mut dom = String::new();
-        for budget in [5_000, 15_000, 40_000] {
+        for &budget in budgets {
             dom = self
                 .run(url, (1280, 800), budget, &["--dump-dom".to_owned()])
                 .await;
@@ -130,7 +136,7 @@ impl Browser {
                 return dom;
             }
         }
-        panic!("{url} was still loading after 40 s of virtual time:\n{dom}");
+        panic!("{url} was still loading after {budgets:?} ms of virtual time:\n{dom}");
     }
 
     /// A PNG screenshot of `url` at `size` into `path`.
@@ -255,6 +261,20 @@ async fn the_explorer_shows_sessions_a_timeline_and_rejects_in_chromium() {
     );
     assert!(!dom.contains(&s2.to_string()), "s2 has no page view event");
 
+    // Live: the sessions view reads again every 5 s (of the browser's
+    // virtual time here), so three reads at least in 15 s where one without.
+    let before = sessions_reads(&stack).await;
+    let dom = browser
+        .dom_within(&page("/sessions?live=1"), &[15_000])
+        .await;
+    in_order(&dom, &[&s1.to_string(), "UTC (live)."]);
+    let reads = sessions_reads(&stack).await - before;
+    eprintln!("live mode: {reads} reads of /v1/sessions in 15 s of virtual time");
+    assert!(
+        (3..=4).contains(&reads),
+        "{reads} reads of /v1/sessions in live mode"
+    );
+
     // One session's timeline: in order, relative times, the gap, data as text.
     let timeline = page(&format!("/sessions/{s1}"));
     let dom = browser.dom(&timeline).await;
@@ -376,6 +396,27 @@ async fn ten_thousand_sessions_in_range_are_read_a_page_at_a_time() {
             "Next →",
         ],
     );
+}
+
+/// How many `GET /v1/sessions` the service answered with 200 (its metrics).
+async fn sessions_reads(stack: &Stack) -> u64 {
+    let metrics = stack
+        .http
+        .get(stack.service.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(
+                r#"eye_query_http_requests_total{route="/v1/sessions",status="200"} "#,
+            )
+        })
+        .map_or(0, |n| n.trim().parse().expect("a count"))
 }
 
 /// Now, in microseconds since 1970.

@@ -76,7 +76,12 @@ function route() {
     return;
   }
   status("");
-  const ctx = { unauthorized, navigate: (h) => { location.hash = h; } };
+  // The same hash again (e.g. "Show" without a change) fires no hashchange: reload the view.
+  const navigate = (h) => {
+    if (location.hash === h) route();
+    else location.hash = h;
+  };
+  const ctx = { unauthorized, navigate };
   if (parts[0] === "sessions" && parts[1]) {
     cleanup = timelineView(main, decodeURIComponent(parts[1]), params, ctx);
   } else if (view === "rejects") {
