@@ -87,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/validate", post(post_validate))
         .route("/v1/schemas", get(get_schemas))
         .route("/v1/schemas/{category}", get(get_schema))
+        .route("/openapi.json", get(openapi))
         // Bodies are read by `body::read` with the configured limit instead.
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -175,6 +176,15 @@ async fn check_request(
     })
     .await
     .map_err(|e| RequestError::Internal(format!("checking events failed: {e}")))?
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document (`openapi.json`
+/// at the crate root, checked against these routes by the client's tests).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
 }
 
 async fn get_schemas(State(state): State<AppState>) -> Json<Value> {

@@ -129,6 +129,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/errors", get(get_errors))
         .route(stats::EVENTS_ROUTE, get(stats::events_per_hour))
         .route(stats::ERRORS_ROUTE, get(stats::errors_per_hour))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_SEARCH_BODY))
         .with_state(state)
         .layer(middleware::from_fn_with_state(
@@ -239,6 +240,15 @@ pub fn narrow_errors(access: &ReadAccess, client: &mut Option<String>) -> Result
         }
     }
     Ok(())
+}
+
+/// `GET /openapi.json`: this API's OpenAPI 3.1 document (`openapi.json`
+/// at the crate root, checked against these routes by the client's tests).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
 }
 
 /// Answers 404 for unknown paths as problem+json too.
