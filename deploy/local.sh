@@ -36,6 +36,12 @@ readonly DEMO_WRITE_KEY="eye_demo_write_key"
 readonly DEMO_SECRET="eye_demo_secret"
 readonly DEMO_READ_TOKEN="eye_demo_read_token"
 
+# NATS users of deploy/nats/auth.conf and the local-only defaults of their
+# passwords (each can be changed with its variable; see usage).
+readonly NATS_GATEWAY_USER="eye_gateway"
+readonly NATS_CONSUMER_USER="eye_consumer"
+readonly NATS_DEMO_USER="$DEMO_CLIENT"
+
 # How long each part may take to become ready, and to stop after SIGTERM.
 readonly NATS_START_SECS=30
 readonly CLICKHOUSE_START_SECS=60
@@ -73,6 +79,10 @@ Variables (defaults in brackets):
   EYE_CLICKHOUSE_READER_PASSWORD
                             password of the read-only ClickHouse user eye_reader
                             that the query service uses [eye_reader_local_password]
+  EYE_NATS_GATEWAY_PASSWORD, EYE_NATS_CONSUMER_PASSWORD, EYE_NATS_DEMO_PASSWORD
+                            passwords of the NATS users eye_gateway, eye_consumer
+                            and demo (deploy/nats/auth.conf) [eye_gateway_local_password,
+                            eye_consumer_local_password, eye_demo_nats_password]
   EYE_NATS_SERVER_BIN, EYE_CLICKHOUSE_SERVER_BIN
                             explicit server binaries (as for the tests)
   RUST_LOG, EYE_LOG_FORMAT and the other EYE_* options of the binaries pass
@@ -595,6 +605,9 @@ start_nats() {
         EYE_NATS_PORT="$EYE_NATS_PORT" \
         EYE_NATS_MONITOR_PORT="$EYE_NATS_MONITOR_PORT" \
         EYE_NATS_STORE_DIR="$EYE_HOME/nats" \
+        EYE_NATS_GATEWAY_PASSWORD="$NATS_GATEWAY_PASSWORD" \
+        EYE_NATS_CONSUMER_PASSWORD="$NATS_CONSUMER_PASSWORD" \
+        EYE_NATS_DEMO_PASSWORD="$NATS_DEMO_PASSWORD" \
         "$bin" --config "$REPO_ROOT/deploy/nats/local.conf"
     wait_ready nats "$NATS_START_SECS" http_ok "$EYE_NATS_MONITOR_PORT" "/healthz?js-enabled-only=true"
 }
@@ -623,8 +636,9 @@ start_services() {
 
     # The consumer writes as ClickHouse's default user (loopback only, no password).
     # It starts first: its migrations create the database and tables the query
-    # service reads.
+    # service reads. NATS passwords go by environment too.
     launch consumer "$LOG_DIR/consumer.log" env EYE_CLICKHOUSE_PASSWORD= \
+        EYE_NATS_USER="$NATS_CONSUMER_USER" EYE_NATS_PASSWORD="$NATS_CONSUMER_PASSWORD" \
         "$BIN_DIR/eye-consumer" \
         --listen "127.0.0.1:$EYE_CONSUMER_PORT" \
         --schemas-dir "$schemas" \
@@ -634,7 +648,8 @@ start_services() {
         --clickhouse-user default
     wait_ready consumer "$SERVICE_START_SECS" http_ok "$EYE_CONSUMER_PORT" /readyz
 
-    launch gateway "$LOG_DIR/gateway.log" \
+    launch gateway "$LOG_DIR/gateway.log" env \
+        EYE_NATS_USER="$NATS_GATEWAY_USER" EYE_NATS_PASSWORD="$NATS_GATEWAY_PASSWORD" \
         "$BIN_DIR/eye-gateway" \
         --listen "127.0.0.1:$EYE_GATEWAY_PORT" \
         --schemas-dir "$schemas" \
@@ -676,6 +691,8 @@ Demo client -- FOR LOCAL USE ONLY, never deploy these credentials:
   write key    $DEMO_WRITE_KEY
   HMAC secret  $DEMO_SECRET
   read token   $DEMO_READ_TOKEN
+  NATS user    $NATS_DEMO_USER, password $NATS_DEMO_PASSWORD: publishes only to
+               eye.events.$DEMO_CLIENT.>, acknowledgements on inbox prefix _INBOX.$DEMO_CLIENT
 
 Send an event with the write key (as a browser would):
   curl -sS -X POST $gateway/v1/events \\
@@ -698,6 +715,14 @@ cmd_up() {
     READER_PASSWORD=${EYE_CLICKHOUSE_READER_PASSWORD:-eye_reader_local_password}
     [[ -n $READER_PASSWORD && $READER_PASSWORD != *[\<\>\&\|\\]* ]] ||
         die "EYE_CLICKHOUSE_READER_PASSWORD must be non-empty, without <>&|\\"
+    NATS_GATEWAY_PASSWORD=${EYE_NATS_GATEWAY_PASSWORD:-eye_gateway_local_password}
+    NATS_CONSUMER_PASSWORD=${EYE_NATS_CONSUMER_PASSWORD:-eye_consumer_local_password}
+    NATS_DEMO_PASSWORD=${EYE_NATS_DEMO_PASSWORD:-eye_demo_nats_password}
+    local var
+    for var in NATS_GATEWAY_PASSWORD NATS_CONSUMER_PASSWORD NATS_DEMO_PASSWORD; do
+        # nats-server reads a value of digits only as a number, not a password.
+        [[ ${!var} =~ [^0-9] ]] || die "EYE_$var must be non-empty and not only digits"
+    done
     local tool
     for tool in setsid flock; do
         command -v "$tool" >/dev/null 2>&1 || die "$tool not found (Debian package util-linux)"

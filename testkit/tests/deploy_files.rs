@@ -728,3 +728,111 @@ fn local_sh_prints_its_usage() {
         assert!(stdout.contains(word), "usage lacks {word}: {stdout}");
     }
 }
+
+/// The users deploy/nats/auth.conf defines, each with the variable its password
+/// is read from (`user: NAME` followed by `password: $VARIABLE`).
+fn nats_users() -> BTreeMap<String, String> {
+    let text = read(&repo_root().join("deploy/nats/auth.conf"));
+    let mut users = BTreeMap::new();
+    let mut user = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("user:") {
+            user = Some(name.trim().to_owned());
+        } else if let Some(variable) = line.strip_prefix("password:") {
+            let name = user.take().expect("a password follows its user");
+            let variable = variable
+                .trim()
+                .strip_prefix('$')
+                .unwrap_or_else(|| panic!("auth.conf: {name}'s password is not a $VARIABLE"));
+            users.insert(name, variable.to_owned());
+        }
+    }
+    users
+}
+
+#[test]
+fn both_nats_configs_include_the_users_and_compose_mounts_them() {
+    for config in ["deploy/nats/local.conf", "deploy/nats/nats.conf"] {
+        let text = read(&repo_root().join(config));
+        assert!(
+            text.lines().any(|l| l.trim() == "include ./auth.conf"),
+            "{config} must include ./auth.conf"
+        );
+    }
+    let users = nats_users();
+    for user in ["eye_gateway", "eye_consumer", "demo"] {
+        assert!(
+            users.contains_key(user),
+            "auth.conf lacks user {user}: {users:?}"
+        );
+    }
+    let compose = compose();
+    let nats = &services(&compose)["nats"];
+    let volumes: Vec<&str> = nats["volumes"]
+        .as_array()
+        .expect("nats has volumes")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(volumes.contains(&"./deploy/nats/nats.conf:/etc/nats/eye.conf:ro"));
+    assert!(
+        volumes.contains(&"./deploy/nats/auth.conf:/etc/nats/auth.conf:ro"),
+        "auth.conf must sit beside /etc/nats/eye.conf: {volumes:?}"
+    );
+    // nats-server refuses to start when a $VARIABLE of the file is missing.
+    let env = environment(nats);
+    for variable in users.values() {
+        assert!(env.contains_key(variable), "nats service lacks {variable}");
+    }
+}
+
+#[test]
+fn services_that_use_nats_log_in_with_their_users_password() {
+    let users = nats_users();
+    let compose = compose();
+    let services = services(&compose);
+    let nats_env = environment(&services["nats"]);
+    let mut logged_in = BTreeSet::new();
+    for (name, _, _) in OUR_SERVICES {
+        let env = environment(&services[name]);
+        if !env.contains_key("EYE_NATS_URL") {
+            continue;
+        }
+        let user = env
+            .get("EYE_NATS_USER")
+            .unwrap_or_else(|| panic!("{name} connects to NATS without EYE_NATS_USER"));
+        let variable = users
+            .get(user)
+            .unwrap_or_else(|| panic!("{name}: NATS user {user} is not in auth.conf"));
+        assert_eq!(
+            env.get("EYE_NATS_PASSWORD"),
+            nats_env.get(variable),
+            "{name}: EYE_NATS_PASSWORD must be the nats service's {variable}"
+        );
+        logged_in.insert(user.clone());
+    }
+    assert_eq!(
+        logged_in,
+        BTreeSet::from(["eye_consumer".to_owned(), "eye_gateway".to_owned()]),
+        "the gateway and the consumer each have their own NATS user"
+    );
+    // deploy/local.sh gives the server every password and each service its user.
+    let script = read(&repo_root().join("deploy/local.sh"));
+    for variable in users.values() {
+        assert!(
+            script.contains(&format!("{variable}=\"$")),
+            "deploy/local.sh does not pass {variable} to nats-server"
+        );
+    }
+    for user in ["eye_gateway", "eye_consumer"] {
+        assert!(
+            script.contains(&format!("=\"{user}\"")),
+            "deploy/local.sh does not name NATS user {user}"
+        );
+    }
+    assert_eq!(
+        script.matches("EYE_NATS_USER=").count(),
+        2,
+        "deploy/local.sh gives the consumer and the gateway EYE_NATS_USER"
+    );
+}
