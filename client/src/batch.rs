@@ -205,12 +205,16 @@ mod tests {
         assert_eq!((open.len(), tail.len()), (1, 1));
         let head = open.seal();
         let tail = tail.seal();
-        assert!(std::str::from_utf8(&head.body)
-            .expect("utf8")
-            .contains("\"a\""));
-        assert!(std::str::from_utf8(&tail.line(0))
-            .expect("utf8")
-            .contains("\"b\""));
+        assert!(
+            std::str::from_utf8(&head.body)
+                .expect("utf8")
+                .contains("\"a\"")
+        );
+        assert!(
+            std::str::from_utf8(&tail.line(0))
+                .expect("utf8")
+                .contains("\"b\"")
+        );
         assert!(tail.body.ends_with(b"\n"));
     }
 }

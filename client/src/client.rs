@@ -14,8 +14,8 @@ use crate::event::Event;
 use crate::gateway::{Auth, GatewayTransport};
 use crate::nats::NatsTransport;
 use crate::query::{
-    session_events_path, ErrorFilter, EventFilter, Page, Reader, SessionFilter, SessionSummary,
-    StoredEvent, StoredReject,
+    ErrorFilter, EventFilter, Page, Reader, SessionFilter, SessionSummary, StoredEvent,
+    StoredReject, session_events_path,
 };
 use crate::receipt::{Receipt, SendStats};
 use crate::sender::SenderHandle;
@@ -260,7 +260,7 @@ impl ClientBuilder {
             (Some(_), Some(_)) => {
                 return Err(ClientError::Config(
                     "choose one way to send: a gateway URL or a NATS connection, not both".into(),
-                ))
+                ));
             }
             (Some(url), None) => {
                 let credentials = self.credentials.ok_or_else(|| {
@@ -309,7 +309,7 @@ impl ClientBuilder {
             (Some(_), None) => {
                 return Err(ClientError::Config(
                     "a query URL needs a read token: call read_token".into(),
-                ))
+                ));
             }
             (None, _) => None,
         };

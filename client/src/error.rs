@@ -213,9 +213,11 @@ mod tests {
             pointer: String::new(),
         };
         assert_eq!(r.error_code(), None);
-        assert!(SendError::Rejected(r)
-            .to_string()
-            .contains("brand_new_code"));
+        assert!(
+            SendError::Rejected(r)
+                .to_string()
+                .contains("brand_new_code")
+        );
         assert_eq!(Failure::Retry("nope".into()).retry_code(), None);
     }
 }

@@ -1,6 +1,6 @@
 //! [`Event`]: an event to send, in the wire format v1 of DESIGN.md.
 
-use eye_contract::{derive_event_id, Timestamp};
+use eye_contract::{Timestamp, derive_event_id};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;

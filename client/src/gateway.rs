@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use eye_contract::headers::{HTTP_CLIENT, HTTP_SIGNATURE, HTTP_TIMESTAMP};
-use reqwest::header::{HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use serde::Deserialize;
 
 use crate::batch::Batch;
@@ -76,7 +76,7 @@ impl GatewayTransport {
                     return Attempt::Retry {
                         failure: Failure::Transport(format!("gzip: {error}").into()),
                         retry_after: None,
-                    }
+                    };
                 }
             }
         }
@@ -104,7 +104,7 @@ impl GatewayTransport {
                 return Attempt::Retry {
                     failure: transport_failure(&error),
                     retry_after: None,
-                }
+                };
             }
         };
         let status = response.status().as_u16();
@@ -120,7 +120,7 @@ impl GatewayTransport {
                 return Attempt::Retry {
                     failure: transport_failure(&error),
                     retry_after,
-                }
+                };
             }
         };
         interpret(status, &bytes, pending.len(), retry_after)

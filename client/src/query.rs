@@ -7,9 +7,9 @@
 //! that keep the cursor themselves.
 
 use eye_contract::Timestamp;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
-use serde::de::DeserializeOwned;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderValue};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 use uuid::Uuid;
 

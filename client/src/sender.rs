@@ -18,11 +18,11 @@
 //! tasks by taking every concurrency slot: the semaphore is fair, so that
 //! happens only after every batch dispatched before them has finished.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::time::{sleep, Instant};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::{Instant, sleep};
 
 use crate::batch::{Batch, NatsMeta, OpenBatch};
 use crate::config::{BatchConfig, RetryPolicy};

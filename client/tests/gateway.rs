@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    party, quick_batches, send_across_outage, sentinel, session_events, wait_for_events, Outage,
-    Stack, CLIENT, SECRET, WRITE_KEY,
+    CLIENT, Outage, SECRET, Stack, WRITE_KEY, party, quick_batches, send_across_outage, sentinel,
+    session_events, wait_for_events,
 };
 use eye_client::{
     BatchConfig, ClientError, ErrorCode, ErrorFilter, Event, EventFilter, SendError, Timestamp,

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    fast_retries, party, quick_batches, send_across_outage, sentinel, session_events,
-    wait_for_events, Outage, Stack, CLIENT, WRITE_KEY,
+    CLIENT, Outage, Stack, WRITE_KEY, fast_retries, party, quick_batches, send_across_outage,
+    sentinel, session_events, wait_for_events,
 };
 use eye_client::{Client, ErrorFilter, EventFilter, RetryPolicy, Uuid};
 use futures::TryStreamExt;

@@ -20,7 +20,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{Stack, READ_TOKEN, WRITE_KEY};
+use common::{READ_TOKEN, Stack, WRITE_KEY};
 use serde_json::{Map, Value};
 
 const METHODS: [&str; 7] = ["get", "post", "put", "delete", "patch", "options", "head"];

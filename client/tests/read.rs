@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{quick_batches, wait_for_events, Stack, CLIENT, WRITE_KEY};
+use common::{CLIENT, Stack, WRITE_KEY, quick_batches, wait_for_events};
 use eye_client::{Event, EventFilter, QueryError, SessionFilter, Timestamp, Uuid};
 use futures::TryStreamExt;
 use serde_json::json;
@@ -52,9 +52,11 @@ async fn events_read_back_page_by_page() {
         .expect("read");
     assert_eq!(paged.len(), 250);
     assert!(paged.windows(2).all(|w| w[0].timestamp < w[1].timestamp));
-    assert!(paged
-        .iter()
-        .all(|e| e.session_id == a && e.client_id == CLIENT));
+    assert!(
+        paged
+            .iter()
+            .all(|e| e.session_id == a && e.client_id == CLIENT)
+    );
     assert_eq!(paged, all);
 
     // The same by hand: 7 pages, the last without a cursor.
@@ -89,9 +91,10 @@ async fn events_read_back_page_by_page() {
         .try_collect()
         .await
         .expect("read");
-    assert!(even
-        .iter()
-        .all(|e| e.name == "Even" && e.timestamp < at(100)));
+    assert!(
+        even.iter()
+            .all(|e| e.name == "Even" && e.timestamp < at(100))
+    );
     assert_eq!(
         even.len(),
         (0..100).filter(|n| n % 2 == 0 && n % 6 != 5).count()

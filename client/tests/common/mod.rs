@@ -12,7 +12,7 @@ use eye_client::{
     BatchConfig, Client, ClientBuilder, Event, EventFilter, RetryPolicy, StoredEvent, Timestamp,
     Uuid,
 };
-use eye_testkit::service::{parse_config, RunningService};
+use eye_testkit::service::{RunningService, parse_config};
 use eye_testkit::{ClickHouseServer, NatsServer};
 use futures::TryStreamExt;
 
