@@ -208,11 +208,23 @@ stop_system_service() {
 readonly TEST_SUITES=(
     suite_rust
     suite_chdb
+    suite_faults
 )
 
 suite_rust() {
     # Not nextest: the integration tests share one server per test binary.
-    cargo test --workspace --locked --no-fail-fast "$@"
+    # The fault suite has its own suite (release binaries, one test at a time).
+    cargo test --workspace --exclude fault-suite --locked --no-fail-fast "$@"
+}
+
+# The fault suite (fault-suite/): the whole stack as separate processes under
+# load, one fault per scenario (kill -9, SIGTERM, NATS and ClickHouse restarts,
+# a full stream, poison, resent requests), checked from the query service.
+# About five minutes. Runs the release binaries, so it builds them first.
+# Ignores ARGS (they are for suite_rust's cargo test).
+suite_faults() {
+    cargo build --release --locked --bin eye-gateway --bin eye-consumer --bin eye-query &&
+        cargo test --release --locked -p fault-suite -- --test-threads=1 --nocapture
 }
 
 # The schema and every query on current ClickHouse (the tests run 18.16): the

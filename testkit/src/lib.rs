@@ -31,6 +31,7 @@
 //! ```
 
 mod binary;
+mod child_service;
 mod clickhouse_server;
 mod error;
 mod nats_server;
@@ -46,6 +47,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+pub use child_service::ChildService;
 pub use clickhouse_server::ClickHouseServer;
 pub use error::HarnessError;
 pub use nats_server::{NatsServer, NatsServerBuilder};
