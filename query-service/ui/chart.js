@@ -7,7 +7,7 @@
 // (no markup from data). SVG elements are created with createElementNS, so
 // the strict Content-Security-Policy (no inline scripts or styles) holds.
 
-import { el, svg } from "./dom.js";
+import { plural, el, svg } from "./dom.js";
 
 const HOUR = 3_600_000;
 
@@ -54,12 +54,14 @@ export function hourChart({ from, to, counts, series, unit, title, width }) {
   const plotW = w - left - 8;
   const plotH = h - bottom - 8;
   const step = plotW / hours;
-  const barW = Math.max(1, step - (step > 4 ? 1 : 0));
+  // At most 40 px wide, centred in its hour: a short range is not one wide block.
+  const barW = Math.min(40, Math.max(1, step - (step > 4 ? 1 : 0)));
+  const barX = (slot) => left + slot * step + (step - barW) / 2;
   const y = (n) => 8 + plotH - (n / max) * plotH;
 
   const summary = total === 0
     ? `No ${unit} in this range.`
-    : `${total} ${unit} in ${hours} hours; busiest hour ${hourLabel(start + peak * HOUR)} UTC with ${sums[peak]}.`;
+    : `${plural(total, unit)} in ${plural(hours, "hours")}; busiest hour ${hourLabel(start + peak * HOUR)} UTC with ${sums[peak]}.`;
   const chart = svg("svg", {
     class: "chart",
     width: w,
@@ -84,7 +86,7 @@ export function hourChart({ from, to, counts, series, unit, title, width }) {
       if (!count) return;
       const top = y(base + count);
       group.append(svg("rect", {
-        x: (left + slot * step).toFixed(2),
+        x: barX(slot).toFixed(2),
         y: top.toFixed(2),
         width: barW.toFixed(2),
         height: Math.max(1, y(base) - top).toFixed(2),

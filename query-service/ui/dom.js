@@ -37,6 +37,11 @@ function fill(node, props, children) {
   return node;
 }
 
+/** "1 event", "2 events": `n` and the plural `word`, made singular for one. */
+export function plural(n, word) {
+  return `${n} ${n === 1 ? word.replace(/s$/, "") : word}`;
+}
+
 /** Replaces the children of `node`. */
 export function replace(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));

@@ -3,7 +3,7 @@
 // message, JSON pointer, client and the raw body, filtered by code and client.
 
 import * as api from "./api.js";
-import { el, replace, status } from "./dom.js";
+import { plural, el, replace, status } from "./dom.js";
 import { hourChart } from "./chart.js";
 import { micros, show, rangeOf } from "./time.js";
 import { PagedTable, choice, failure, field, formQuery, pageSize, rangeFields, sizeField } from "./controls.js";
@@ -78,7 +78,7 @@ export function rejectsView(root, query, ctx) {
       }, controller.signal);
       return { rows: answer.errors, next: answer.next_cursor };
     },
-    onRows: (rows) => status(`${rows.length} rejects on this page.`),
+    onRows: (rows) => status(`${plural(rows.length, "rejects")} on this page.`),
   });
 
   async function loadChart() {

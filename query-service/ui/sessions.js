@@ -4,7 +4,7 @@
 // /v1/stats/events_per_hour and the page's /v1/sessions; one per page turn.
 
 import * as api from "./api.js";
-import { el, replace, status } from "./dom.js";
+import { plural, el, replace, status } from "./dom.js";
 import { hourChart } from "./chart.js";
 import { micros, show, duration, rangeOf } from "./time.js";
 import { PagedTable, choice, failure, field, formQuery, pageSize, rangeFields, sizeField } from "./controls.js";
@@ -90,7 +90,7 @@ export function sessionsView(root, query, ctx) {
     onRows: (rows) => {
       const seen = new Set(rows.flatMap((r) => r.categories));
       replace(categories, [...seen].sort().map((c) => el("option", { value: c })));
-      status(`${rows.length} sessions on this page, updated ${new Date().toISOString().slice(11, 19)} UTC${state.live ? " (live)" : ""}.`);
+      status(`${plural(rows.length, "sessions")} on this page, updated ${new Date().toISOString().slice(11, 19)} UTC${state.live ? " (live)" : ""}.`);
     },
   });
 

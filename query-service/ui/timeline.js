@@ -4,7 +4,7 @@
 // events (/v1/sessions/{id}/events, up to 1,000 events a page).
 
 import * as api from "./api.js";
-import { el, svg, replace, status, copy } from "./dom.js";
+import { plural, el, svg, replace, status, copy } from "./dom.js";
 import { color } from "./chart.js";
 import { micros, show, duration } from "./time.js";
 import { Pager, failure } from "./controls.js";
@@ -78,7 +78,7 @@ export function timelineView(root, id, query, ctx) {
       pager.next = answer.next_cursor;
       if (first === null && events.length) first = micros(events[0].timestamp);
       draw(events);
-      status(`${events.length} events of session ${session}.`);
+      status(`${plural(events.length, "events")} of session ${session}.`);
     } catch (error) {
       failure(listArea, error, ctx);
     }
@@ -114,7 +114,7 @@ export function timelineView(root, id, query, ctx) {
     });
     const span = times[times.length - 1] - first;
     replace(listArea,
-      el("p", { class: "summary" }, `${events.length} events on this page over ${duration(span)}; `,
+      el("p", { class: "summary" }, `${plural(events.length, "events")} on this page over ${duration(span)}; `,
         `first ${show(events[0].timestamp)} UTC. Gaps of ${duration(GAP_US)} or more are marked.`),
       el("ol", { class: "events" }, items),
       pager.bar(events.length, PAGE, load, "events"));
