@@ -156,3 +156,42 @@ fn matches(request: &HeaderMap, etag: &HeaderValue) -> bool {
         .map(|t| t.trim().trim_start_matches("W/"))
         .any(|t| t == "*" || t.as_bytes() == etag.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn if_none_match(values: &[&'static str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for v in values {
+            headers.append(header::IF_NONE_MATCH, HeaderValue::from_static(v));
+        }
+        headers
+    }
+
+    #[test]
+    fn if_none_match_names_the_tag_in_any_form() {
+        let etag = HeaderValue::from_static("\"abc\"");
+        for yes in [
+            &["\"abc\""][..],
+            &["W/\"abc\""],
+            &["\"x\", \"abc\""],
+            &["\"x\"", "\"abc\""],
+            &["*"],
+        ] {
+            assert!(matches(&if_none_match(yes), &etag), "{yes:?}");
+        }
+        for no in [&[][..], &["\"abd\""], &["abc"], &["\"abc"]] {
+            assert!(!matches(&if_none_match(no), &etag), "{no:?}");
+        }
+    }
+
+    #[test]
+    fn every_file_has_one_name_and_its_own_tag() {
+        let files = served();
+        assert_eq!(files.len(), FILES.len(), "names are unique");
+        let tags: std::collections::HashSet<_> = files.values().map(|f| f.etag.clone()).collect();
+        assert_eq!(tags.len(), files.len(), "tags differ");
+        assert!(files.contains_key("index.html"));
+    }
+}
