@@ -138,12 +138,17 @@ impl ClientBuilder {
 
     /// Publish straight to NATS JetStream, as `client_id`, instead of going
     /// through the gateway. The connection must be allowed to publish on
-    /// `eye.events.<client_id>.>` (see the `nats` module docs for the guarantees).
+    /// `eye.events.<client_id>.>`; under the shipped permissions
+    /// (`deploy/nats/auth.conf`) a client's NATS user receives JetStream's
+    /// acknowledgements only on `_INBOX.<client_id>.>`, so connect with that
+    /// inbox prefix, as below. A publish the server refuses is never
+    /// acknowledged: it ends as [`crate::SendError::GaveUp`] after the retries.
     ///
     /// ```no_run
     /// # async fn example() -> Result<(), Box<dyn std::error::Error>> {
     /// let connection = async_nats::ConnectOptions::new()
     ///     .user_and_password("demo".into(), "its password".into())
+    ///     .custom_inbox_prefix("_INBOX.demo")
     ///     .connect("nats://127.0.0.1:4222")
     ///     .await?;
     /// let client = eye_client::Client::builder().nats(connection, "demo").build()?;

@@ -64,7 +64,9 @@
 //! `Nats-Msg-Id` = `<client>:<event id>` (the same dedup id the gateway
 //! uses), and accepted once JetStream acknowledged it. Same batching,
 //! pipelining, retries and receipts; events are validated by the consumer
-//! (invalid ones show up in [`Client::errors`]).
+//! (invalid ones show up in [`Client::errors`]). Under the shipped NATS
+//! permissions, connect as the client's NATS user with the inbox prefix
+//! `_INBOX.<client id>` (see [`ClientBuilder::nats`]).
 //!
 //! # Reading
 //!

@@ -119,3 +119,68 @@ async fn publishes_ride_out_a_nats_restart() {
     assert_eq!(all.len(), 42, "41 events and the sentinel, each once");
     stack.stop().await;
 }
+
+/// The demo client's own NATS connection under the shipped permissions: its
+/// user may publish only `eye.events.demo.>` and receives acks on
+/// `_INBOX.demo.>`, so the connection uses that inbox prefix.
+async fn demo_connection(stack: &Stack) -> async_nats::Client {
+    async_nats::ConnectOptions::new()
+        .user_and_password(CLIENT.into(), common::NATS_DEMO_PASSWORD.into())
+        .custom_inbox_prefix(format!("_INBOX.{CLIENT}"))
+        .connect(stack.nats.url())
+        .await
+        .expect("connect as demo")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_publisher_under_the_shipped_nats_permissions() {
+    let stack = Stack::start_secured("client_nats_auth").await;
+    let client = Client::builder()
+        .nats(demo_connection(&stack).await, CLIENT)
+        .batching(quick_batches(50))
+        .retry(fast_retries())
+        .build()
+        .expect("client");
+    let session = Uuid::new_v4();
+    let mut receipts = Vec::new();
+    for n in 0..30 {
+        receipts.push(client.send(party(session, n)).await.expect("queued"));
+    }
+    for receipt in receipts {
+        receipt.await.expect("acknowledged under the demo user");
+    }
+    client.close().await.expect("close");
+    let stored =
+        wait_for_events(&stack.reader(), EventFilter::default().session(session), 30).await;
+    assert!(stored.iter().all(|e| e.client_id == CLIENT));
+
+    // Publishing as another client is refused by NATS: no acknowledgement
+    // ever comes, so the event ends as given up (a timeout), never accepted.
+    let impostor = Client::builder()
+        .nats(demo_connection(&stack).await, "other")
+        .retry(RetryPolicy {
+            max_retries: 1,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(10),
+            request_timeout: Duration::from_secs(1),
+        })
+        .build()
+        .expect("client");
+    let refused = impostor
+        .send(party(session, 500))
+        .await
+        .expect("queued")
+        .await;
+    match refused {
+        Err(eye_client::SendError::GaveUp { attempts: 2, .. }) => {}
+        other => panic!("expected to give up, got {other:?}"),
+    }
+    impostor.close().await.expect("close");
+    sentinel(&stack, session).await;
+    assert_eq!(
+        session_events(&stack.reader(), session).await.len(),
+        31,
+        "30 events and the sentinel; nothing from the impostor"
+    );
+    stack.stop().await;
+}

@@ -31,8 +31,24 @@ pub struct Stack {
     pub query: RunningService<query_service::QueryError>,
 }
 
+/// The NATS passwords given to `deploy/nats/local.conf` in [`Stack::start_secured`].
+pub const NATS_DEMO_PASSWORD: &str = "test_demo_nats_password";
+const GATEWAY_NATS_PASSWORD: &str = "test_gateway_nats_password";
+const CONSUMER_NATS_PASSWORD: &str = "test_consumer_nats_password";
+
+/// The stream's byte limit in these tests. The default (8 GiB) is more than
+/// nats-server allows JetStream (75% of the free disk) once less than about
+/// 11 GB is free, and the streams could not be created at all.
+const STREAM_MAX_BYTES: &str = "268435456";
+
 fn clients_file() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/clients.toml")
+}
+
+fn repo_file(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(path)
 }
 
 impl Stack {
@@ -44,6 +60,45 @@ impl Stack {
     /// [`Stack::start`] with extra flags for the gateway.
     pub async fn start_with(prefix: &str, gateway_flags: &[&str]) -> Stack {
         let nats = NatsServer::start().unwrap_or_else(|e| panic!("nats-server: {e}"));
+        Stack::start_on(nats, prefix, gateway_flags, &[]).await
+    }
+
+    /// [`Stack::start`] with the shipped NATS configuration
+    /// (`deploy/nats/local.conf` and its users and permissions): the gateway
+    /// and the consumer connect as their users, and [`NATS_DEMO_PASSWORD`]
+    /// is the demo client's.
+    pub async fn start_secured(prefix: &str) -> Stack {
+        let nats = NatsServer::builder()
+            .config_file(repo_file("deploy/nats/local.conf"))
+            // Overridden by the harness's flags, but the file refers to them.
+            .env("EYE_NATS_PORT", "4222")
+            .env("EYE_NATS_MONITOR_PORT", "8222")
+            .env("EYE_NATS_GATEWAY_PASSWORD", GATEWAY_NATS_PASSWORD)
+            .env("EYE_NATS_CONSUMER_PASSWORD", CONSUMER_NATS_PASSWORD)
+            .env("EYE_NATS_DEMO_PASSWORD", NATS_DEMO_PASSWORD)
+            .start()
+            .unwrap_or_else(|e| panic!("nats-server with local.conf: {e}"));
+        let gateway = [
+            "--nats-user",
+            "eye_gateway",
+            "--nats-password",
+            GATEWAY_NATS_PASSWORD,
+        ];
+        let consumer = [
+            "--nats-user",
+            "eye_consumer",
+            "--nats-password",
+            CONSUMER_NATS_PASSWORD,
+        ];
+        Stack::start_on(nats, prefix, &gateway, &consumer).await
+    }
+
+    async fn start_on(
+        nats: NatsServer,
+        prefix: &str,
+        gateway_flags: &[&str],
+        consumer_flags: &[&str],
+    ) -> Stack {
         let clickhouse = eye_testkit::shared_clickhouse();
         let database = clickhouse.create_database(prefix).await;
         let schemas = eye_testkit::schemas_dir();
@@ -51,18 +106,22 @@ impl Stack {
         let nats_url = nats.url();
         let clickhouse_url = clickhouse.http_url();
 
-        let config: consumer::Config = parse_config(&[
+        let mut flags = vec![
             "--schemas-dir",
             schemas,
             "--nats-url",
             &nats_url,
+            "--stream-max-bytes",
+            STREAM_MAX_BYTES,
             "--clickhouse-url",
             &clickhouse_url,
             "--clickhouse-database",
             &database,
             "--batch-wait",
             "50ms",
-        ]);
+        ];
+        flags.extend_from_slice(consumer_flags);
+        let config: consumer::Config = parse_config(&flags);
         let consumer = RunningService::start(|l, s| consumer::run(config, l, s)).await;
         let mut flags = vec![
             "--schemas-dir",
@@ -71,6 +130,8 @@ impl Stack {
             clients_file(),
             "--nats-url",
             &nats_url,
+            "--stream-max-bytes",
+            STREAM_MAX_BYTES,
             "--publish-timeout",
             "2s",
         ];
