@@ -14,6 +14,8 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Stack, WRITE_KEY, session_events};
@@ -73,9 +75,30 @@ document.getElementById("status").textContent =
 </script>
 "#;
 
-/// Serves the module and the two pages on a free loopback port until dropped.
+/// A page whose gateway is its own origin (the static server below, which
+/// fails the first requests and then forwards to the real gateway): 5 events
+/// in one batch must survive a dropped connection and a 503.
+const RETRY_PAGE: &str = r#"<!doctype html>
+<meta charset="utf-8"><title>retry</title>
+<p id="status">sending</p>
+<script type="module">
+import eye from "/eye.js";
+const params = new URLSearchParams(location.search);
+eye.init({ endpoint: location.origin, writeKey: params.get("key"), batchSize: 5, flushInterval: 600000 });
+document.getElementById("status").textContent = "session=" + eye.sessionId() + ";";
+for (let i = 0; i < 5; i++) {
+  eye.track("party", "Retried", { host: location.host, path: "/retry/" + i });
+}
+</script>
+"#;
+
+/// Serves the module and the pages on a free loopback port until dropped,
+/// and `POST /v1/events` for the retry page: the connections of the first
+/// two requests are closed without an answer, the third gets 503, later ones
+/// are forwarded to `gateway`.
 struct StaticServer {
     port: u16,
+    posts: Arc<AtomicU32>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -85,37 +108,103 @@ impl Drop for StaticServer {
     }
 }
 
-async fn serve_pages() -> StaticServer {
+/// One request: its path, the headers we need and the body.
+struct Request {
+    method: String,
+    path: String,
+    authorization: String,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Request> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let mut lines = head.lines();
+    let mut first = lines.next().unwrap_or("").split_whitespace();
+    let method = first.next().unwrap_or("").to_owned();
+    let target = first.next().unwrap_or("/");
+    let path = target.split('?').next().unwrap_or(target).to_owned();
+    let (mut length, mut authorization, mut content_type) = (0, String::new(), String::new());
+    for line in lines {
+        if let Some((name, value)) = line.split_once(':') {
+            match name.trim().to_ascii_lowercase().as_str() {
+                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "authorization" => authorization = value.trim().to_owned(),
+                "content-type" => content_type = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+    }
+    let mut body = data[head_end..].to_vec();
+    while body.len() < length {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
+        }
+    }
+    Some(Request {
+        method,
+        path,
+        authorization,
+        content_type,
+        body,
+    })
+}
+
+async fn serve_pages(gateway: String) -> StaticServer {
     let module_path = concat!(env!("CARGO_MANIFEST_DIR"), "/js/eye.js");
     let module = std::fs::read(module_path).expect("client/js/eye.js");
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
+    let posts = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&posts);
+    let http = reqwest::Client::new();
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut socket, _)) = listener.accept().await else {
                 return;
             };
             let module = module.clone();
+            let counter = Arc::clone(&counter);
+            let http = http.clone();
+            let gateway = gateway.clone();
             tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 4096];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let line = String::from_utf8_lossy(&request);
-                let path = line.split_whitespace().nth(1).unwrap_or("/");
-                let path = path.split('?').next().unwrap_or(path);
-                let (status, kind, body): (&str, &str, Vec<u8>) = match path {
-                    "/eye.js" => ("200 OK", "text/javascript", module),
-                    "/first.html" => ("200 OK", "text/html", FIRST_PAGE.as_bytes().to_vec()),
-                    "/next.html" => ("200 OK", "text/html", NEXT_PAGE.as_bytes().to_vec()),
-                    _ => ("404 Not Found", "text/plain", b"not found".to_vec()),
+                let Some(request) = read_request(&mut socket).await else {
+                    return;
                 };
+                let (status, kind, body): (String, String, Vec<u8>) =
+                    match (request.method.as_str(), request.path.as_str()) {
+                        ("GET", "/eye.js") => ("200 OK".into(), "text/javascript".into(), module),
+                        ("GET", "/first.html") => page(FIRST_PAGE),
+                        ("GET", "/next.html") => page(NEXT_PAGE),
+                        ("GET", "/retry.html") => page(RETRY_PAGE),
+                        ("POST", "/v1/events") => match counter.fetch_add(1, Ordering::SeqCst) {
+                            // A network failure: no answer at all (twice,
+                            // since Chromium itself retries a POST once
+                            // when its connection closes without an answer).
+                            0 | 1 => return,
+                            2 => (
+                                "503 Service Unavailable".into(),
+                                "application/problem+json".into(),
+                                br#"{"type":"urn:the-eye:problem:broker-unavailable","title":"t","status":503,"detail":"d"}"#.to_vec(),
+                            ),
+                            _ => forward(&http, &gateway, request).await,
+                        },
+                        _ => ("404 Not Found".into(), "text/plain".into(), b"not found".to_vec()),
+                    };
                 let head = format!(
-                    "HTTP/1.1 {status}\r\nContent-Type: {kind}; charset=utf-8\r\n\
+                    "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n\
                      Content-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
                     body.len()
                 );
@@ -125,7 +214,48 @@ async fn serve_pages() -> StaticServer {
             });
         }
     });
-    StaticServer { port, task }
+    StaticServer { port, posts, task }
+}
+
+fn page(html: &str) -> (String, String, Vec<u8>) {
+    (
+        "200 OK".into(),
+        "text/html; charset=utf-8".into(),
+        html.as_bytes().to_vec(),
+    )
+}
+
+/// Sends `request` on to the gateway; its answer.
+async fn forward(
+    http: &reqwest::Client,
+    gateway: &str,
+    request: Request,
+) -> (String, String, Vec<u8>) {
+    let answer = http
+        .post(format!("{gateway}/v1/events"))
+        .header("authorization", request.authorization)
+        .header("content-type", request.content_type)
+        .body(request.body)
+        .send()
+        .await
+        .expect("forwarded to the gateway");
+    let status = answer.status();
+    let kind = answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .to_owned();
+    let body = answer.bytes().await.expect("gateway body").to_vec();
+    (
+        format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ),
+        kind,
+        body,
+    )
 }
 
 /// Runs headless Chromium on `url` for `budget_ms` of virtual time; the DOM
@@ -169,8 +299,8 @@ async fn dump_dom(url: &str, budget_ms: u32) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_tracked_in_chromium_arrive_by_beacon_and_fetch_in_one_session() {
     let stack = Stack::start("client_browser").await;
-    let pages = serve_pages().await;
     let gateway = stack.gateway.url("");
+    let pages = serve_pages(gateway.clone()).await;
     let url = format!(
         "http://127.0.0.1:{}/first.html?gw={gateway}&key={WRITE_KEY}",
         pages.port
@@ -218,5 +348,40 @@ async fn events_tracked_in_chromium_arrive_by_beacon_and_fetch_in_one_session() 
     paths.sort_unstable();
     paths.dedup();
     assert_eq!(paths.len(), 37, "each event once");
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_survives_a_network_failure_and_a_503_in_chromium() {
+    let stack = Stack::start("client_browser_retry").await;
+    let pages = serve_pages(stack.gateway.url("")).await;
+    let url = format!("http://127.0.0.1:{}/retry.html?key={WRITE_KEY}", pages.port);
+    let (dom, log) = dump_dom(&url, 20_000).await;
+    let session = dom
+        .split("session=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .unwrap_or_else(|| panic!("the page did not start: {dom}\n{log}"));
+    let posts = pages.posts.load(Ordering::SeqCst);
+    assert!(
+        posts >= 4,
+        "two dropped connections, a 503, then a forwarded request: {posts} POSTs"
+    );
+    let reader = stack.reader();
+    let started = Instant::now();
+    let events = loop {
+        let events = session_events(&reader, session).await;
+        if events.len() >= 5 || started.elapsed() > Duration::from_secs(20) {
+            break events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        events.len(),
+        5,
+        "stored for {session} after {posts} POSTs: {events:?}\n{log}"
+    );
+    assert!(events.iter().all(|e| e.name == "Retried"));
     stack.stop().await;
 }
