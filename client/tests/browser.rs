@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Stack, WRITE_KEY, session_events};
-use eye_client::Uuid;
+use eye_client::{Client, StoredEvent, Uuid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -296,6 +296,28 @@ async fn dump_dom(url: &str, budget_ms: u32) -> (String, String) {
     (String::from_utf8_lossy(&output.stdout).into_owned(), log)
 }
 
+/// The session id a page wrote as `session=<id>;`, or a failure showing the page.
+fn page_session(dom: &str, log: &str) -> Uuid {
+    dom.split("session=")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .unwrap_or_else(|| panic!("the page did not show its session: {dom}\n{log}"))
+}
+
+/// The stored events of `session` once there are `n` of them, or whatever
+/// is there after 20 s (the caller's assertion then shows it).
+async fn stored_events(reader: &Client, session: Uuid, n: usize) -> Vec<StoredEvent> {
+    let started = Instant::now();
+    loop {
+        let events = session_events(reader, session).await;
+        if events.len() >= n || started.elapsed() > Duration::from_secs(20) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_tracked_in_chromium_arrive_by_beacon_and_fetch_in_one_session() {
     let stack = Stack::start("client_browser").await;
@@ -316,23 +338,11 @@ async fn events_tracked_in_chromium_arrive_by_beacon_and_fetch_in_one_session() 
         dom.contains(";pending=0;"),
         "events left unsent: {dom}\n{log}"
     );
-    let session = dom
-        .split("session=")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .unwrap_or_else(|| panic!("the next page did not finish: {dom}\n{log}"));
+    let session = page_session(&dom, &log);
 
     // Both pages' events, under the tab's one session.
     let reader = stack.reader();
-    let started = Instant::now();
-    let events = loop {
-        let events = session_events(&reader, session).await;
-        if events.len() >= 37 || started.elapsed() > Duration::from_secs(20) {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = stored_events(&reader, session, 37).await;
     let beacon = events.iter().filter(|e| e.name == "Beacon").count();
     let fetched = events.iter().filter(|e| e.name == "Fetch").count();
     assert_eq!(
@@ -357,26 +367,14 @@ async fn a_batch_survives_a_network_failure_and_a_503_in_chromium() {
     let pages = serve_pages(stack.gateway.url("")).await;
     let url = format!("http://127.0.0.1:{}/retry.html?key={WRITE_KEY}", pages.port);
     let (dom, log) = dump_dom(&url, 20_000).await;
-    let session = dom
-        .split("session=")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .unwrap_or_else(|| panic!("the page did not start: {dom}\n{log}"));
+    let session = page_session(&dom, &log);
     let posts = pages.posts.load(Ordering::SeqCst);
     assert!(
         posts >= 4,
         "two dropped connections, a 503, then a forwarded request: {posts} POSTs"
     );
     let reader = stack.reader();
-    let started = Instant::now();
-    let events = loop {
-        let events = session_events(&reader, session).await;
-        if events.len() >= 5 || started.elapsed() > Duration::from_secs(20) {
-            break events;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let events = stored_events(&reader, session, 5).await;
     assert_eq!(
         events.len(),
         5,
