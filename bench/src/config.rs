@@ -109,6 +109,11 @@ pub struct Config {
     /// ceiling so both insert alike.
     #[arg(long, default_value_t = 1000)]
     pub consumer_batch_size: usize,
+    /// How the batched scenario sends: through the client crate (`client`,
+    /// as applications do) or pre-made bodies on lean connections (`raw`,
+    /// the least load-generator CPU).
+    #[arg(long, value_enum, default_value = "client")]
+    pub sender: Sender,
     /// Events per request in the batched scenario [scale's plan: 100].
     #[arg(long)]
     pub batch_events: Option<usize>,
@@ -133,6 +138,15 @@ pub enum Scale {
     Full,
     /// A few seconds with tiny counts, for the test suite.
     Smoke,
+}
+
+/// How batched requests are sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sender {
+    /// The client crate (`eye-client`).
+    Client,
+    /// Pre-made bodies on the benchmark's own connections.
+    Raw,
 }
 
 /// A scenario.
@@ -201,7 +215,10 @@ pub struct Plan {
     pub steady_connections: usize,
     /// See `steady_rate`.
     pub e2e_every: usize,
-    /// Pause between two reads of a traced event.
+    /// Pause before each read of a traced event. Reads go through the query
+    /// service to ClickHouse and cost its CPU: the pause and `e2e_every` keep
+    /// the measurement from loading the pipeline it measures (about 5 traced
+    /// events a second, each read every 50 ms until it shows).
     pub e2e_poll: Duration,
     /// Longest a traced event may take to become readable.
     pub e2e_timeout: Duration,
@@ -212,6 +229,8 @@ pub struct Plan {
     pub load_time: Duration,
     /// See `stored_events`.
     pub load_chunk: u64,
+    /// Longest wait for ClickHouse's merges after the load.
+    pub settle_time: Duration,
     /// Requests per query kind, and the time bound of each kind.
     pub query_requests: usize,
     /// See `query_requests`.
@@ -264,14 +283,15 @@ impl Plan {
             steady_rate: 5000,
             steady_time: s(20),
             steady_connections: 64,
-            e2e_every: 500,
-            e2e_poll: Duration::from_millis(20),
+            e2e_every: 1000,
+            e2e_poll: Duration::from_millis(50),
             e2e_timeout: s(10),
             stored_events: 10_000_000,
             load_time: s(240),
             load_chunk: 1_000_000,
+            settle_time: s(60),
             query_requests: 300,
-            query_time: s(60),
+            query_time: s(40),
         }
     }
 
@@ -302,6 +322,7 @@ impl Plan {
             stored_events: 20_000,
             load_time: s(30),
             load_chunk: 10_000,
+            settle_time: s(5),
             query_requests: 20,
             query_time: s(10),
         }

@@ -206,6 +206,35 @@ impl Traffic {
         (event, false)
     }
 
+    /// An event for the client crate: valid, or (1% of the time) invalid in
+    /// one of the ways a typed event can be (an unknown category, a field
+    /// the schema forbids, a timestamp an hour ahead, an empty name).
+    /// Returns the event and whether it is valid.
+    pub fn client_event(&mut self, at: Timestamp) -> (eye_client::Event, bool) {
+        let sample = self.sample(at);
+        let mut event = eye_client::Event::new(
+            sample.session_id,
+            sample.category,
+            sample.name,
+            sample.timestamp,
+        );
+        event.data = sample.data;
+        if !self.rng.chance(INVALID_PER_MILLE) {
+            return (event, true);
+        }
+        match self.rng.below(4) {
+            0 => event.category = "checkout funnel".to_owned(),
+            1 => {
+                event
+                    .data
+                    .insert("referrer".into(), Value::from("https://news.example"));
+            }
+            2 => event.timestamp = Timestamp::from_micros(at.as_micros() + 3_600_000_000),
+            _ => event.name = String::new(),
+        }
+        (event, false)
+    }
+
     /// A JSON array body of `n` events; the body and how many are valid.
     pub fn batch_body(&mut self, n: usize, at: Timestamp) -> (Vec<u8>, usize) {
         let mut events = Vec::with_capacity(n);
@@ -318,6 +347,22 @@ mod tests {
             .validate_slice("demo", &bytes, Timestamp::now())
             .expect("valid");
         assert_eq!(event, sample.to_event("demo"));
+    }
+
+    #[test]
+    fn client_events_are_valid_or_not_as_said() {
+        let validator = validator();
+        let mut traffic = Traffic::new(5, 100);
+        let now = Timestamp::now();
+        let mut invalid = 0;
+        for _ in 0..3000 {
+            let (event, ok) = traffic.client_event(now);
+            let bytes = serde_json::to_vec(&event).expect("serializes");
+            let verdict = validator.validate_slice("demo", &bytes, now);
+            assert_eq!(verdict.is_ok(), ok, "{event:?}: {verdict:?}");
+            invalid += usize::from(!ok);
+        }
+        assert!((10..70).contains(&invalid), "{invalid} invalid of 3000");
     }
 
     #[test]

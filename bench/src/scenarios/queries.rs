@@ -10,6 +10,10 @@
 //! `data` JSON of 200–400 bytes. The SQL runs on ClickHouse 18.16 and current
 //! versions alike (no DateTime64, no JSON functions).
 //!
+//! **Settle.** Then it waits, boundedly, for ClickHouse's background merges
+//! of the loaded parts to finish, so the reads see the table as it is most
+//! of the time, not in the minute after a 10-million-row load.
+//!
 //! **Reads**, through the query service with the read token, one at a time
 //! (latency, not throughput), each kind at least 200 requests: a session's
 //! timeline, one category over one hour, and the sessions of one hour.
@@ -36,7 +40,31 @@ const SESSIONS_PICKED: usize = 1000;
 /// Runs the load, then the reads.
 pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     load(ctx, results).await?;
+    settle(ctx, results).await?;
     read(ctx, results).await
+}
+
+/// Waits (at most `plan.settle_time`) until ClickHouse has no merge running
+/// on the database: the bulk load leaves many parts that background merges
+/// combine for a while, and reads measured meanwhile would measure the merges.
+async fn settle(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
+    let client =
+        eye_server_kit::clickhouse::client(&ctx.config.clickhouse(&ctx.config.clickhouse_database));
+    let started = Instant::now();
+    loop {
+        let merges: u64 = client
+            .query("SELECT count() FROM system.merges WHERE database = ?")
+            .bind(&ctx.config.clickhouse_database)
+            .fetch_one()
+            .await
+            .context("reading system.merges")?;
+        if merges == 0 || started.elapsed() >= ctx.plan.settle_time {
+            results.set("merges_running_before_reads", merges as f64);
+            results.set("merges_wait_seconds", started.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// The INSERT … SELECT of rows `start .. start + count` of the synthetic set

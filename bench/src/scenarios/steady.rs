@@ -4,7 +4,7 @@
 //! send. Gateway latency p50/p99/p999 per request; and one event in
 //! `e2e_every`, of a session of its own, is traced from its 202 until
 //! `GET /v1/sessions/{id}/events` on the query service returns it (read every
-//! `e2e_poll`, so the figure is accurate to that pause).
+//! `e2e_poll`, so the figure is accurate to that pause, and is an upper bound).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -185,6 +185,8 @@ impl Trace {
         let path = format!("/v1/sessions/{}/events", self.session);
         let mut conn = Conn::open(&self.query).await.ok()?;
         loop {
+            // Nothing is readable at once (the consumer batches): pause first.
+            tokio::time::sleep(self.poll).await;
             if let Ok(answer) = conn.get(&path, Some(&self.read)).await {
                 if answer.status == 200 && has_events(&answer.body) {
                     return Some(self.accepted_at.elapsed());
@@ -193,7 +195,6 @@ impl Trace {
             if self.accepted_at.elapsed() >= self.timeout {
                 return None;
             }
-            tokio::time::sleep(self.poll).await;
         }
     }
 }
