@@ -216,9 +216,10 @@ pub struct Plan {
     /// See `steady_rate`.
     pub e2e_every: usize,
     /// Pause before each read of a traced event. Reads go through the query
-    /// service to ClickHouse and cost its CPU: the pause and `e2e_every` keep
-    /// the measurement from loading the pipeline it measures (about 5 traced
-    /// events a second, each read every 50 ms until it shows).
+    /// service to ClickHouse and cost its CPU: one reader, this pause and
+    /// `e2e_every` keep the measurement from loading the pipeline it
+    /// measures (about 5 traced events a second, the oldest read every 50 ms
+    /// until it shows).
     pub e2e_poll: Duration,
     /// Longest a traced event may take to become readable.
     pub e2e_timeout: Duration,

@@ -29,6 +29,10 @@ const REQUIRED: [&str; 13] = [
     "query_rss_mb",
 ];
 
+/// The streams' byte limit: JetStream reserves it on disk up front, and the
+/// 8 GiB default does not fit when the disk has less than ~11 GB free.
+const STREAM_BYTES: &str = "268435456";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_scenario_runs_on_a_small_scale() {
     let nats = eye_testkit::shared_nats();
@@ -51,6 +55,8 @@ async fn every_scenario_runs_on_a_small_scale() {
         &database,
         "--batch-wait",
         "50ms",
+        "--stream-max-bytes",
+        STREAM_BYTES,
     ]);
     let consumer = RunningService::start(|l, s| consumer::run(config, l, s)).await;
     let config: ingest_gateway::Config = parse_config(&[
@@ -60,6 +66,8 @@ async fn every_scenario_runs_on_a_small_scale() {
         clients,
         "--nats-url",
         &nats_url,
+        "--stream-max-bytes",
+        STREAM_BYTES,
     ]);
     let gateway = RunningService::start(|l, s| ingest_gateway::run(config, l, s)).await;
     let config: query_service::Config = parse_config(&[

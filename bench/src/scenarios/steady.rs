@@ -3,9 +3,12 @@
 //! ones), over enough connections that a slow answer never delays the next
 //! send. Gateway latency p50/p99/p999 per request; and one event in
 //! `e2e_every`, of a session of its own, is traced from its 202 until
-//! `GET /v1/sessions/{id}/events` on the query service returns it (read every
-//! `e2e_poll`, so the figure is accurate to that pause, and is an upper bound).
+//! `GET /v1/sessions/{id}/events` on the query service returns it. One tracer
+//! reads the oldest traced event every `e2e_poll`, so the figure is an upper
+//! bound accurate to that pause, and the reads stay few however far behind
+//! the pipeline falls.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +16,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use eye_contract::Timestamp;
 use hyper::header::HeaderValue;
-use tokio::sync::Mutex;
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::{Counts, Ingest};
@@ -50,9 +52,20 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     let total = plan.steady_rate as u64 * plan.steady_time.as_secs().max(1);
     let interval = Duration::from_secs(1).as_secs_f64() / f64::from(plan.steady_rate);
     let stored_before = ctx.stored().await?;
-    let e2e = Arc::new(Mutex::new(Latencies::default()));
-    let e2e_missing = Arc::new(AtomicU64::new(0));
-    let tracers = Arc::new(Mutex::new(JoinSet::new()));
+    // One tracer reads the traced events oldest first (the consumer stores in
+    // order), so at most one read is in flight: the measurement never adds
+    // more than ~20 reads a second to the pipeline it measures, however far
+    // behind the pipeline falls.
+    let (traced_tx, traced_rx) = mpsc::unbounded_channel::<(Uuid, Instant)>();
+    let tracer = tokio::spawn(
+        Tracer {
+            query: ctx.query.clone(),
+            read: ctx.read_bearer.clone(),
+            poll: plan.e2e_poll,
+            timeout: plan.e2e_timeout,
+        }
+        .run(traced_rx),
+    );
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now() + Duration::from_millis(50);
     let hard_stop = started + plan.steady_time + Duration::from_secs(10);
@@ -60,10 +73,9 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     let mut workers = Vec::new();
     for _ in 0..plan.steady_connections {
         let (templates, traced, next) = (templates.clone(), traced.clone(), next.clone());
-        let (e2e, e2e_missing, tracers) = (e2e.clone(), e2e_missing.clone(), tracers.clone());
-        let (query, read) = (ctx.query.clone(), ctx.read_bearer.clone());
+        let traced_tx = traced_tx.clone();
         let mut ingest = Ingest::new(ctx);
-        let (every, poll, timeout) = (plan.e2e_every as u64, plan.e2e_poll, plan.e2e_timeout);
+        let every = plan.e2e_every as u64;
         workers.push(tokio::spawn(async move {
             let mut counts = Counts::default();
             let mut latencies = Latencies::with_capacity(1024);
@@ -94,23 +106,8 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
                 let accepted_at = Instant::now();
                 latencies.record(accepted_at - sent);
                 if let (Some((session, _)), 1) = (trace, verdict.accepted) {
-                    let trace = Trace {
-                        query: query.clone(),
-                        read: read.clone(),
-                        session: *session,
-                        accepted_at,
-                        poll,
-                        timeout,
-                    };
-                    let (e2e, missing) = (e2e.clone(), e2e_missing.clone());
-                    tracers.lock().await.spawn(async move {
-                        match trace.readable().await {
-                            Some(took) => e2e.lock().await.record(took),
-                            None => {
-                                missing.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                    });
+                    // The tracer ends only after every sender is done.
+                    let _sent = traced_tx.send((*session, accepted_at));
                 }
             }
             (counts, latencies)
@@ -124,9 +121,8 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
         latencies.merge(l);
     }
     let secs = started.elapsed().as_secs_f64();
-    let mut set = std::mem::take(&mut *tracers.lock().await);
-    while set.join_next().await.is_some() {}
-    let mut e2e = std::mem::take(&mut *e2e.lock().await);
+    drop(traced_tx);
+    let (mut e2e, missing) = tracer.await?;
 
     results.set("steady_requests", counts.answered as f64);
     results.set("steady_failed_requests", counts.failed as f64);
@@ -142,7 +138,6 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     results.set_opt("e2e_p50_ms_at_5k", e2e.percentile_ms(50.0));
     results.set_opt("e2e_p99_ms_at_5k", e2e.percentile_ms(99.0));
     results.set("e2e_poll_ms", plan.e2e_poll.as_secs_f64() * 1000.0);
-    let missing = e2e_missing.load(Ordering::Relaxed);
     if missing > 0 {
         results.error(format!(
             "steady: {missing} traced events were not readable within {:?}",
@@ -168,32 +163,66 @@ pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One traced event: its session, and when the gateway accepted it.
-struct Trace {
+/// Reads traced events back through the query service.
+struct Tracer {
     query: Target,
     read: HeaderValue,
-    session: Uuid,
-    accepted_at: Instant,
     poll: Duration,
     timeout: Duration,
 }
 
-impl Trace {
-    /// Time from acceptance until the session's timeline shows the event;
-    /// `None` if it did not within the timeout.
-    async fn readable(&self) -> Option<Duration> {
-        let path = format!("/v1/sessions/{}/events", self.session);
-        let mut conn = Conn::open(&self.query).await.ok()?;
+impl Tracer {
+    /// Takes `(session, accepted at)` until the channel closes; returns the
+    /// accepted-to-readable times and how many never became readable within
+    /// the timeout. The oldest pending event is read every `poll` (first
+    /// `poll` after it was accepted); once it shows, the next one is read
+    /// at once.
+    async fn run(self, mut traced: mpsc::UnboundedReceiver<(Uuid, Instant)>) -> (Latencies, u64) {
+        let mut e2e = Latencies::default();
+        let mut missing = 0u64;
+        let mut pending: VecDeque<(Uuid, Instant)> = VecDeque::new();
+        let mut conn: Option<Conn> = None;
+        let mut open = true;
         loop {
-            // Nothing is readable at once (the consumer batches): pause first.
-            tokio::time::sleep(self.poll).await;
-            if let Ok(answer) = conn.get(&path, Some(&self.read)).await {
-                if answer.status == 200 && has_events(&answer.body) {
-                    return Some(self.accepted_at.elapsed());
-                }
+            while let Ok(item) = traced.try_recv() {
+                pending.push_back(item);
             }
-            if self.accepted_at.elapsed() >= self.timeout {
-                return None;
+            let Some(&(session, accepted_at)) = pending.front() else {
+                if !open {
+                    return (e2e, missing);
+                }
+                match traced.recv().await {
+                    Some(item) => pending.push_back(item),
+                    None => open = false,
+                }
+                continue;
+            };
+            let first_read = accepted_at + self.poll;
+            if Instant::now() < first_read {
+                tokio::time::sleep_until(first_read.into()).await;
+            }
+            if conn.is_none() {
+                conn = Conn::open(&self.query).await.ok();
+            }
+            let path = format!("/v1/sessions/{session}/events");
+            let shown = match conn.as_mut() {
+                Some(c) => match c.get(&path, Some(&self.read)).await {
+                    Ok(answer) => answer.status == 200 && has_events(&answer.body),
+                    Err(_) => {
+                        conn = None;
+                        false
+                    }
+                },
+                None => false,
+            };
+            if shown {
+                e2e.record(accepted_at.elapsed());
+                pending.pop_front();
+            } else if accepted_at.elapsed() >= self.timeout {
+                missing += 1;
+                pending.pop_front();
+            } else {
+                tokio::time::sleep(self.poll).await;
             }
         }
     }
