@@ -59,7 +59,9 @@ pub struct PipelineArgs {
     #[arg(long, env = "EYE_BATCH_WAIT", default_value = "200ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub batch_wait: Duration,
     /// Deliveries of a message before it is dead-lettered when ClickHouse keeps
-    /// refusing it (an unavailable ClickHouse never counts against it).
+    /// refusing it (an unavailable ClickHouse never counts against it). Enforced
+    /// by the consumer: JetStream itself redelivers without limit, so a message
+    /// is always either stored or dead-lettered.
     #[arg(long, env = "EYE_MAX_DELIVER", default_value_t = 5, value_parser = clap::value_parser!(i64).range(1..))]
     pub max_deliver: i64,
     /// How long JetStream waits for an ack before redelivering. Must exceed

@@ -62,6 +62,16 @@ pub const ABOUT: &str =
 /// Longest pause between two start-up attempts (migrations, streams).
 const STARTUP_RETRY_MAX: Duration = Duration::from_secs(5);
 
+/// JetStream's own delivery limit on the durable consumers: none. `--max-deliver`
+/// is enforced here instead, and only against deliveries ClickHouse refused (see
+/// `Pipeline::refused`). A message past JetStream's limit is never delivered again
+/// but stays in the stream, neither stored nor dead-lettered, and deliveries add
+/// up without any refusal: every crash of a consumer holding the message, and
+/// every shutdown that hands back a batch it could not store, counts one. A
+/// consumer killed five times in a row on the same batch (an OOM-kill loop, a
+/// crash loop) would have lost it silently.
+pub const JETSTREAM_MAX_DELIVER: i64 = -1;
+
 /// Why the consumer could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumerError {
@@ -274,7 +284,7 @@ async fn setup_jetstream(js: &jetstream::Context, config: &Config) -> Result<Han
         durable_name: Some(name),
         ack_policy: jetstream::consumer::AckPolicy::Explicit,
         ack_wait: p.ack_wait,
-        max_deliver: p.max_deliver,
+        max_deliver: JETSTREAM_MAX_DELIVER,
         max_ack_pending: p.max_ack_pending,
         ..Default::default()
     };

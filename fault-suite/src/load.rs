@@ -58,10 +58,10 @@ impl Default for LoadPlan {
     fn default() -> Self {
         LoadPlan {
             workers: 4,
-            max_events: 8_000,
+            max_events: 12_000,
             run_for: Duration::from_secs(15),
             retry_for: Duration::from_secs(60),
-            pause: Duration::from_millis(150),
+            pause: Duration::from_millis(300),
             max_batch: 40,
             invalid_percent: 3,
             sessions: 200,
@@ -232,6 +232,16 @@ impl Load {
     /// Events accepted so far.
     pub fn accepted(&self) -> usize {
         lock(&self.ledger).counts().0
+    }
+
+    /// Answers so far whose label starts with `prefix` (e.g. `503`).
+    pub fn answers(&self, prefix: &str) -> u64 {
+        lock(&self.ledger)
+            .answers
+            .iter()
+            .filter(|(label, _)| label.starts_with(prefix))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Waits for the senders to finish (they stop by themselves: no new
@@ -494,11 +504,15 @@ impl Shared {
                 let text = response.text().await.unwrap_or_default();
                 let parsed: Option<Value> = serde_json::from_str(&text).ok();
                 match parsed.as_ref().and_then(|v| v["results"].as_array()) {
-                    Some(results) if matches!(status, 202 | 422 | 503) => {
+                    // A 503 carries results too, but a client treats it as a
+                    // failed request and sends the whole body again (its
+                    // rejects are recorded on that try: the gateway could not
+                    // record them without the broker).
+                    Some(results) if matches!(status, 202 | 422) => {
                         Answer::Results(status, results.clone())
                     }
                     _ if matches!(status, 408 | 429 | 500 | 502 | 503 | 504) => {
-                        Answer::Retry(status.to_string())
+                        Answer::Retry(retry_label(status, parsed.as_ref()))
                     }
                     _ => Answer::Unexpected(format!("{status}: {text}")),
                 }
@@ -514,5 +528,25 @@ impl Shared {
         };
         *lock(&self.ledger).answers.entry(label).or_insert(0) += 1;
         answer
+    }
+}
+
+/// `503 stream_full`: the status and the retry code of the first failed event
+/// (or of the problem document), so the report tells why requests failed.
+fn retry_label(status: u16, body: Option<&Value>) -> String {
+    let code = body.and_then(|body| {
+        body["results"]
+            .as_array()
+            .and_then(|results| {
+                results
+                    .iter()
+                    .find(|r| r["status"] == "failed")
+                    .and_then(|r| r["code"].as_str())
+            })
+            .or_else(|| body["code"].as_str())
+    });
+    match code {
+        Some(code) => format!("{status} {code}"),
+        None => status.to_string(),
     }
 }

@@ -33,8 +33,9 @@ pub async fn wait_for_accepted(stack: &Stack, load: &Load, n: usize, deadline: D
 
 /// Ends a scenario: waits for the load, then until every accepted event is
 /// readable from the query service (or [`CATCH_UP_DEADLINE`]), and builds the
-/// report. `dead_letters` is how many messages EYE_DEADLETTER must hold.
-pub async fn finish(name: &str, stack: &Stack, load: Load, dead_letters: u64) -> (Report, Ledger) {
+/// report. EYE_DEADLETTER must hold one message per poison event accepted,
+/// and nothing else.
+pub async fn finish(name: &str, stack: &Stack, load: Load) -> (Report, Ledger) {
     let seed = load.plan.seed;
     let load_started = load.started;
     let ledger = load.finish().await;
@@ -70,6 +71,11 @@ pub async fn finish(name: &str, stack: &Stack, load: Load, dead_letters: u64) ->
         )),
         (raw, distinct) => report.note(format!("events table counts: {raw:?} {distinct:?}")),
     }
+    let dead_letters = ledger
+        .events
+        .iter()
+        .filter(|e| e.poison && matches!(e.state, crate::load::State::Accepted(_)))
+        .count() as u64;
     match stack.stream_messages(DEADLETTER_STREAM).await {
         Ok(n) if n == dead_letters => report.note(format!("dead letters: {n}")),
         Ok(n) => report.fail(format!(

@@ -30,13 +30,20 @@ pub struct StackOptions {
     pub stream_args: Vec<String>,
 }
 
+/// The events stream's byte limit unless a scenario sets its own: 1 GiB.
+/// JetStream reserves the limit of every file stream on disk when the stream is
+/// created, and its default store is 75% of the disk space free at start-up, so
+/// the default 8 GiB (plus 10% for each side stream) fails with "insufficient
+/// storage resources" on a machine with less than about 13 GB free.
+pub const STREAM_MAX_BYTES: &str = "1073741824";
+
 impl Default for StackOptions {
     fn default() -> Self {
         StackOptions {
             consumers: 1,
             gateway_args: Vec::new(),
             consumer_args: Vec::new(),
-            stream_args: Vec::new(),
+            stream_args: vec!["--stream-max-bytes".into(), STREAM_MAX_BYTES.into()],
         }
     }
 }
@@ -109,22 +116,18 @@ impl Stack {
                     &clickhouse_url,
                     "--clickhouse-database",
                     &database,
-                    "--batch-wait",
-                    "50ms",
-                    "--lag-poll-interval",
-                    "500ms",
-                    "--retry-max",
-                    "1s",
-                    "--shutdown-grace-secs",
-                    "5",
+                ]);
+                let defaults = [
+                    ("--batch-wait", "50ms"),
+                    ("--lag-poll-interval", "500ms"),
+                    ("--retry-max", "1s"),
+                    ("--shutdown-grace-secs", "5"),
                     // Redelivery after a crash waits out the ack wait (60 s by
                     // default): shorter here to keep the suite short.
-                    "--ack-wait",
-                    "20s",
-                    "--insert-timeout",
-                    "10s",
-                ]);
-                args.extend(extra.iter().cloned());
+                    ("--ack-wait", "20s"),
+                    ("--insert-timeout", "10s"),
+                ];
+                with_defaults(&mut args, &defaults, &extra);
                 args
             }
         };
@@ -146,10 +149,8 @@ impl Stack {
                     &clients,
                     "--nats-url",
                     &nats_url,
-                    "--shutdown-grace-secs",
-                    "10",
                 ]);
-                args.extend(extra.iter().cloned());
+                with_defaults(&mut args, &[("--shutdown-grace-secs", "10")], &extra);
                 args
             }
         };
@@ -310,6 +311,28 @@ impl Stack {
         Ok(info.state.messages)
     }
 
+    /// Stops ClickHouse (SIGTERM, then SIGKILL after its grace).
+    ///
+    /// # Panics
+    /// If it cannot be stopped.
+    pub fn stop_clickhouse(&mut self) {
+        blocking(|| self.clickhouse.stop())
+            .unwrap_or_else(|e| panic!("stopping clickhouse-server: {e}"));
+    }
+
+    /// Starts ClickHouse again (same ports and data) and waits until the first
+    /// consumer is ready; returns how long that took after ClickHouse was up.
+    ///
+    /// # Panics
+    /// If ClickHouse cannot start or the consumer does not become ready.
+    pub async fn restart_clickhouse(&mut self) -> Duration {
+        blocking(|| self.clickhouse.start_again())
+            .unwrap_or_else(|e| panic!("restarting clickhouse-server: {e}"));
+        self.wait_ready(&self.consumers[0], READY_DEADLINE)
+            .await
+            .unwrap_or_else(|e| panic!("{e}{}", self.log_tails()))
+    }
+
     /// A ClickHouse client (user `default`) on the stack's database.
     pub fn clickhouse_client(&self) -> clickhouse::Client {
         self.clickhouse.client(&self.database)
@@ -336,6 +359,17 @@ pub fn crash_and_restart(service: &mut ChildService) -> Duration {
             .start_again()
             .unwrap_or_else(|e| panic!("restart: {e}\n{}", service.log_tail()))
     })
+}
+
+/// Appends each default flag that `extra` does not set (a flag given twice
+/// is an error), then `extra`.
+fn with_defaults(args: &mut Vec<String>, defaults: &[(&str, &str)], extra: &[String]) {
+    for (flag, value) in defaults {
+        if !extra.iter().any(|e| e == flag) {
+            args.extend([(*flag).to_owned(), (*value).to_owned()]);
+        }
+    }
+    args.extend(extra.iter().cloned());
 }
 
 fn strings(args: &[&str]) -> Vec<String> {

@@ -119,7 +119,10 @@ pub async fn wait_until_readable(
     let rejected: Vec<&str> = ledger
         .events
         .iter()
-        .filter(|e| matches!(e.state, State::Rejected(_)))
+        .filter(|e| {
+            matches!(e.state, State::Rejected(_))
+                || (e.poison && matches!(e.state, State::Accepted(_)))
+        })
         .map(|e| e.marker.as_str())
         .collect();
     let mut last = Readback::default();

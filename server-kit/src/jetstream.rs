@@ -4,6 +4,11 @@
 //! - `EYE_EVENTS` (`eye.events.>`): accepted events. File storage, a duplicate window
 //!   keyed by `Nats-Msg-Id`, and age and byte limits with *discard new*: a full stream
 //!   refuses publishers (who then answer "retry later") instead of dropping stored data.
+//!   Work-queue retention: a message leaves the stream once the consumer acked it (it
+//!   is in ClickHouse then), so the byte limit bounds the backlog the consumer has not
+//!   stored yet. With limits retention the stream would keep every stored event until
+//!   it ages out, and once the limit is reached the gateway would refuse everything
+//!   until then, however fast the consumer is (the fault suite's stream-full case).
 //! - `EYE_REJECTS` (`eye.rejects.*`): events the gateway rejected, for `event_errors`.
 //! - `EYE_DEADLETTER` (`eye.deadletter.>`): messages the consumer could not store.
 
@@ -51,6 +56,7 @@ impl StreamArgs {
             max_age: self.max_age,
             max_bytes: self.max_bytes,
             discard: stream::DiscardPolicy::New,
+            retention: stream::RetentionPolicy::WorkQueue,
             num_replicas: self.replicas,
             ..Default::default()
         }
@@ -96,15 +102,42 @@ pub struct StreamError {
 
 /// Creates the streams, or updates them to `args` when they exist: safe to call from
 /// every instance at every start.
+///
+/// NATS cannot change the retention policy of an existing stream. A stream created
+/// with another retention (`EYE_EVENTS` made by a version before work-queue retention)
+/// is updated with its own retention kept, and a warning says how to move it.
 pub async fn create_or_update_streams(
     js: &jetstream::Context,
     args: &StreamArgs,
 ) -> Result<(), StreamError> {
     for config in args.all_configs() {
         let stream = config.name.clone();
-        js.create_or_update_stream(config)
-            .await
-            .map_err(|source| StreamError { stream, source })?;
+        let Err(source) = js.create_or_update_stream(config.clone()).await else {
+            continue;
+        };
+        let existing = match js.get_stream(&stream).await {
+            Ok(mut existing) => existing.info().await.ok().map(|i| i.config.retention),
+            Err(_) => None,
+        };
+        match existing {
+            Some(retention) if retention != config.retention => {
+                tracing::warn!(
+                    %stream,
+                    existing = ?retention,
+                    wanted = ?config.retention,
+                    "the stream keeps its retention policy (NATS cannot change it in place); \
+                     to move it, stop the gateways, let the consumer drain the stream, \
+                     delete the stream and start again"
+                );
+                js.update_stream(stream::Config {
+                    retention,
+                    ..config
+                })
+                .await
+                .map_err(|source| StreamError { stream, source })?;
+            }
+            _ => return Err(StreamError { stream, source }),
+        }
     }
     Ok(())
 }

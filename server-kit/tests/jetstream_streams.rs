@@ -50,27 +50,98 @@ async fn streams_are_created_updated_and_refuse_publishers_when_full() {
     // Shrink the events stream to almost nothing: it must refuse new messages
     // rather than drop the ones it holds.
     create_or_update_streams(&js, &args(2048)).await.unwrap();
-    let subject = eye_contract::events_subject("demo", "party");
-    let mut stored = 0u64;
-    let mut refused = false;
-    for i in 0..100 {
-        let body = format!("{{\"n\": {i}, \"pad\": \"{}\"}}", "x".repeat(200));
-        match js
-            .publish(subject.clone(), body.into())
-            .await
-            .unwrap()
-            .await
-        {
-            Ok(_) => stored += 1,
-            Err(_) => {
-                refused = true;
-                break;
-            }
-        }
-    }
-    assert!(refused, "a full stream must refuse publishers");
+    // fill() fails the test if the stream never refuses.
+    let stored = fill(&js).await;
     let mut events = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
     let info = events.info().await.unwrap();
     assert_eq!(info.state.messages, stored, "nothing stored was dropped");
     assert_eq!(info.state.first_sequence, 1);
+}
+
+/// Publishes padded events until JetStream refuses one; returns how many it took.
+async fn fill(js: &async_nats::jetstream::Context) -> u64 {
+    let subject = eye_contract::events_subject("demo", "party");
+    let mut stored = 0u64;
+    for i in 0..100 {
+        let body = format!("{{\"n\": {i}, \"pad\": \"{}\"}}", "x".repeat(200));
+        let sent = js
+            .publish(subject.clone(), body.into())
+            .await
+            .expect("publish sent");
+        match sent.await {
+            Ok(_) => stored += 1,
+            Err(_) => return stored,
+        }
+    }
+    panic!("the stream took 100 events without filling");
+}
+
+#[tokio::test]
+async fn acked_events_leave_the_stream_so_a_full_stream_takes_events_again() {
+    use async_nats::jetstream::consumer::pull;
+    use futures::StreamExt;
+
+    let nats = eye_testkit::NatsServer::start().expect("start nats-server");
+    let js = async_nats::jetstream::new(nats.connect().await);
+    create_or_update_streams(&js, &args(4096)).await.unwrap();
+    let stored = fill(&js).await;
+    assert!(stored > 0, "the stream took nothing");
+
+    // The consumer stores and acks everything: the stream empties and takes
+    // events again (with limits retention it would stay full until max_age).
+    let stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("eye-consumer".into()),
+            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer
+        .fetch()
+        .max_messages(stored as usize)
+        .expires(Duration::from_secs(5))
+        .messages()
+        .await
+        .unwrap();
+    let mut acked = 0;
+    while let Some(message) = messages.next().await {
+        message.unwrap().double_ack().await.unwrap();
+        acked += 1;
+    }
+    assert_eq!(acked, stored);
+    let mut stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+    assert!(fill(&js).await > 0, "the drained stream takes events again");
+}
+
+#[tokio::test]
+async fn an_events_stream_made_with_limits_retention_is_kept_and_updated() {
+    use async_nats::jetstream::stream::RetentionPolicy;
+
+    let nats = eye_testkit::NatsServer::start().expect("start nats-server");
+    let js = async_nats::jetstream::new(nats.connect().await);
+    // As a version before work-queue retention created it.
+    let old = async_nats::jetstream::stream::Config {
+        retention: RetentionPolicy::Limits,
+        ..args(1024 * 1024).events_config()
+    };
+    js.create_stream(old).await.unwrap();
+    create_or_update_streams(&js, &args(2 * 1024 * 1024))
+        .await
+        .expect("an existing stream with another retention is not an error");
+    let mut stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
+    let config = stream.info().await.unwrap().config.clone();
+    assert_eq!(config.retention, RetentionPolicy::Limits);
+    assert_eq!(
+        config.max_bytes,
+        2 * 1024 * 1024,
+        "the other settings are updated"
+    );
+    assert_eq!(
+        args(1).events_config().retention,
+        RetentionPolicy::WorkQueue,
+        "new streams are work queues"
+    );
 }

@@ -303,6 +303,15 @@ async fn each_user_can_do_its_job_and_a_client_only_publishes_its_own_events() {
                 server.log_tail()
             )
         });
+    // Read before the acks: EYE_EVENTS is a work queue, acked messages leave it.
+    let message = consumer_js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .expect("events stream info")
+        .get_raw_message(demo_seq)
+        .await
+        .expect("consumer reads a message by sequence");
+    assert_eq!(message.subject.as_str(), "eye.events.demo.party");
     let (durable, pulled) = pull_and_ack(&consumer_js, EVENTS_STREAM, "eye-consumer", 3).await;
     assert_eq!(
         pulled,
@@ -315,14 +324,6 @@ async fn each_user_can_do_its_job_and_a_client_only_publishes_its_own_events() {
     );
     let info = durable.get_info().await.expect("consumer info");
     assert_eq!((info.num_pending, info.num_ack_pending), (0, 0));
-    let message = consumer_js
-        .get_stream(EVENTS_STREAM)
-        .await
-        .expect("events stream info")
-        .get_raw_message(demo_seq)
-        .await
-        .expect("consumer reads a message by sequence");
-    assert_eq!(message.subject.as_str(), "eye.events.demo.party");
     let (_, rejects) = pull_and_ack(&consumer_js, REJECTS_STREAM, "eye-consumer-rejects", 1).await;
     assert_eq!(rejects, ["a reject"]);
     let dead = js_publish(&consumer_js, "eye.deadletter.demo.party", "parked")
@@ -357,8 +358,8 @@ async fn each_user_can_do_its_job_and_a_client_only_publishes_its_own_events() {
         .state
         .clone();
     assert_eq!(
-        state.messages, 3,
-        "events stream holds only the three legitimate events"
+        state.last_sequence, 3,
+        "events stream took only the three legitimate events"
     );
     for subject in ["eye.events.other.forged", "eye.rejects.other"] {
         let stream = if subject.starts_with("eye.rejects") {
