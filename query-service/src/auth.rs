@@ -24,11 +24,12 @@ pub struct ReadAccess {
 }
 
 impl ReadAccess {
-    /// The client every read is narrowed to, or `None` for a token that reads all.
+    /// The client every read is narrowed to (scope `client`), or `None` for a
+    /// token of scope `admin`, which reads every client's rows.
     pub fn only_client(&self) -> Option<&str> {
         match self.scope {
-            ReadScope::Own => Some(&self.client_id),
-            ReadScope::All => None,
+            ReadScope::Client => Some(&self.client_id),
+            ReadScope::Admin => None,
         }
     }
 }
@@ -37,7 +38,7 @@ impl FromRequestParts<AppState> for ReadAccess {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        authenticate(&parts.headers, state.clients())
+        authenticate(&parts.headers, &state.clients())
     }
 }
 
@@ -70,7 +71,7 @@ mod tests {
     fn clients() -> ClientRegistry {
         ClientRegistry::from_toml(
             "[[clients]]\nid = \"demo\"\nwrite_keys = [{ key = \"w1\" }]\n\
-             read_tokens = [{ token = \"r1\" }, { token = \"r2\", scope = \"all\" }]\n",
+             read_tokens = [{ token = \"r1\" }, { token = \"r2\", scope = \"admin\" }]\n",
             "test",
         )
         .expect("registry")

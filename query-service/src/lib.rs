@@ -35,8 +35,9 @@ pub mod ui;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eye_server_kit::clients::{ClientRegistry, ClientsError};
+use eye_server_kit::clients::ClientsError;
 use eye_server_kit::ops::{self, ClickHouseReady, Ops};
+use eye_server_kit::reload::SharedClients;
 use eye_server_kit::serve::{serve, ServeError};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -77,8 +78,8 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), QueryError> {
     config.check()?;
-    let clients = ClientRegistry::load(&config.clients_file)?;
-    tracing::info!(file = %config.clients_file.display(), clients = clients.len(), "loaded the client registry");
+    let clients = SharedClients::load(&config.clients_file)?;
+    let reloader = clients.reload_on_sighup(shutdown.clone());
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
     let mut registry = ops::registry("eye_query");
     let metrics = Metrics::register(&mut registry);
@@ -94,7 +95,7 @@ pub async fn run(
         metrics,
     };
     let state = AppState::new(
-        Arc::new(clients),
+        clients,
         reader,
         Limits {
             default: config.default_limit,
@@ -116,5 +117,6 @@ pub async fn run(
         Duration::from_secs(config.shutdown_grace_secs),
     )
     .await?;
+    reloader.abort();
     Ok(())
 }

@@ -23,6 +23,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use eye_server_kit::clients::ClientRegistry;
 use eye_server_kit::http::count_requests;
+use eye_server_kit::reload::SharedClients;
 
 use crate::answer::{Format, Read, Reader};
 use crate::auth::ReadAccess;
@@ -41,16 +42,16 @@ const MAX_SEARCH_BODY: usize = 64 * 1024;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    clients: Arc<ClientRegistry>,
+    clients: Arc<SharedClients>,
     reader: Reader,
     page: Limits,
     export: Limits,
 }
 
 impl AppState {
-    /// Bundles the parts: the registry, the reader, the JSON page limits and
-    /// the NDJSON export limits.
-    pub fn new(clients: Arc<ClientRegistry>, reader: Reader, page: Limits, export: Limits) -> Self {
+    /// Bundles the parts: the registry (reloaded on SIGHUP), the reader, the
+    /// JSON page limits and the NDJSON export limits.
+    pub fn new(clients: Arc<SharedClients>, reader: Reader, page: Limits, export: Limits) -> Self {
         AppState(Arc::new(Inner {
             clients,
             reader,
@@ -59,9 +60,9 @@ impl AppState {
         }))
     }
 
-    /// The registered clients.
-    pub fn clients(&self) -> &ClientRegistry {
-        &self.0.clients
+    /// The registered clients in force now.
+    pub fn clients(&self) -> Arc<ClientRegistry> {
+        self.0.clients.current()
     }
 
     /// The reader (ClickHouse, limits, metrics).

@@ -9,38 +9,90 @@
 //!
 //! ```toml
 //! [[clients]]
-//! id = "demo"                      # the <client> token of eye.events.<client>.>
-//! categories = []                  # categories it may send; empty = all
-//! rate_limit = { events_per_second = 1000, burst = 2000 }   # optional
+//! id = "shop"                      # the <client> token of eye.events.<client>.>
+//! categories = ["party"]           # categories it may send; absent or empty = all
+//! rate_limit = { events_per_second = 1000, burst = 2000 }   # optional; absent = unlimited
 //!
 //! [[clients.write_keys]]           # public keys for browsers (Bearer or ?write_key=)
-//! key = "…"
-//! allowed_origins = ["https://shop.example.com"]
+//! key = "shop_pk_…"
+//! allowed_origins = ["https://shop.example.com"]   # "*" = any; empty = no browser
 //!
-//! [[clients.hmac_secrets]]         # server-side senders sign requests; several for rotation
-//! secret = "…"
+//! [[clients.hmac_secrets]]         # server-side senders sign requests; two during a rotation
+//! secret = { env = "EYE_SHOP_SECRET" }   # or a literal string
 //!
 //! [[clients.read_tokens]]          # the query service's tokens
-//! token = "…"
-//! scope = "own"                    # "own": this client's events; "all": every client's
+//! token = { env = "EYE_SHOP_READ_TOKEN" }
+//! scope = "client"                 # "client": this client's events; "admin": every client's
 //! ```
 //!
+//! Every credential (`key`, `secret`, `token`) is either a literal string or
+//! `{ env = "VARIABLE" }`, read from the process environment when the file is
+//! loaded (and again on every reload); an unset or empty variable refuses the
+//! file, naming the variable. Scopes `own` and `all` are accepted as the old
+//! names of `client` and `admin`.
+//!
 //! Unknown keys are errors, so a misspelt option fails the start instead of
-//! being ignored. Today the gateway uses write keys and the query service read
-//! tokens; signatures, origins, categories and rate limits are enforced by
-//! the security work, which this shape already accommodates.
+//! being ignored. See `docs/security.md` for how each credential is used.
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 /// A secret string from the registry: compared in constant time, never printed.
-#[derive(Clone, Deserialize)]
-#[serde(transparent)]
+/// In the file it is a literal string or `{ env = "VARIABLE" }`.
+#[derive(Clone)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        deserializer.deserialize_any(SecretVisitor)
+    }
+}
+
+struct SecretVisitor;
+
+impl<'de> Visitor<'de> for SecretVisitor {
+    type Value = Secret;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string or { env = \"VARIABLE\" }")
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Secret, E> {
+        Ok(Secret(value.to_owned()))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Secret, A::Error> {
+        let mut variable: Option<String> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key != "env" || variable.is_some() {
+                return Err(de::Error::custom(format!(
+                    "unexpected key `{key}` in a secret reference: write {{ env = \"VARIABLE\" }}"
+                )));
+            }
+            variable = Some(map.next_value()?);
+        }
+        let variable = variable.ok_or_else(|| {
+            de::Error::custom("a secret reference needs `env`: write { env = \"VARIABLE\" }")
+        })?;
+        match std::env::var(&variable) {
+            Ok(value) if !value.trim().is_empty() => Ok(Secret(value)),
+            Ok(_) => Err(de::Error::custom(format!(
+                "environment variable {variable} (named by a secret reference) is empty"
+            ))),
+            Err(std::env::VarError::NotPresent) => Err(de::Error::custom(format!(
+                "environment variable {variable} (named by a secret reference) is not set"
+            ))),
+            Err(std::env::VarError::NotUnicode(_)) => Err(de::Error::custom(format!(
+                "environment variable {variable} (named by a secret reference) is not UTF-8"
+            ))),
+        }
+    }
+}
 
 impl Secret {
     /// Wraps a secret (for tests and for building a registry in code).
@@ -73,10 +125,44 @@ impl std::fmt::Debug for Secret {
 pub struct WriteKey {
     /// The key as sent in `Authorization: Bearer <key>` or `?write_key=<key>`.
     pub key: Secret,
-    /// Origins (`scheme://host[:port]`) browsers may use the key from; `"*"` is any.
-    /// Empty: no browser origin (server-side use only).
+    /// Origins (`scheme://host[:port]`, as browsers send them in `Origin`)
+    /// browsers may use the key from; `"*"` is any. Empty: no browser origin
+    /// (requests without an `Origin` header only). Compared case-insensitively.
     #[serde(default)]
     pub allowed_origins: Vec<String>,
+}
+
+impl WriteKey {
+    /// Whether a browser at `origin` (an `Origin` header's value) may use the key.
+    pub fn allows_origin(&self, origin: &str) -> bool {
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed == "*" || allowed.eq_ignore_ascii_case(origin))
+    }
+}
+
+/// Checks one `allowed_origins` entry: `"*"` or `scheme://host[:port]` with
+/// nothing after the host (browsers send no path, query or trailing slash).
+fn check_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let Some((scheme, rest)) = origin.split_once("://") else {
+        return Err("must be \"*\" or scheme://host[:port]".to_owned());
+    };
+    let scheme_ok = !scheme.is_empty()
+        && scheme
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+    let host_ok = !rest.is_empty()
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+    if scheme_ok && host_ok {
+        Ok(())
+    } else {
+        Err("must be \"*\" or scheme://host[:port], without a path or a trailing slash".to_owned())
+    }
 }
 
 /// A shared secret for HMAC-signed requests (`X-Eye-Signature`).
@@ -91,11 +177,15 @@ pub struct HmacSecret {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReadScope {
-    /// Only the events and rejects of the token's own client.
+    /// `client` (old name `own`): only the events and rejects of the token's
+    /// own client.
     #[default]
-    Own,
-    /// Every client's events and rejects (operators, analysts).
-    All,
+    #[serde(alias = "own")]
+    Client,
+    /// `admin` (old name `all`): every client's events and rejects
+    /// (operators, analysts).
+    #[serde(alias = "all")]
+    Admin,
 }
 
 /// A bearer token of the query service.
@@ -104,12 +194,13 @@ pub enum ReadScope {
 pub struct ReadToken {
     /// The token as sent in `Authorization: Bearer <token>`.
     pub token: Secret,
-    /// What it may read (default `own`).
+    /// What it may read (default `client`).
     #[serde(default)]
     pub scope: ReadScope,
 }
 
-/// A client's allowed event rate.
+/// A client's allowed event rate: a token bucket of `burst` events, refilled
+/// at `events_per_second`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
@@ -147,6 +238,29 @@ impl Client {
     pub fn may_send(&self, category: &str) -> bool {
         self.categories.is_empty() || self.categories.iter().any(|c| c == category)
     }
+}
+
+/// The rules of one client that need no other client: origins, rate limit,
+/// categories.
+fn check_client(client: &Client) -> Result<(), String> {
+    let id = &client.id;
+    for key in &client.write_keys {
+        for origin in &key.allowed_origins {
+            check_origin(origin)
+                .map_err(|e| format!("client {id:?} has an allowed origin {origin:?} that {e}"))?;
+        }
+    }
+    if let Some(limit) = client.rate_limit {
+        if limit.events_per_second == 0 || limit.burst == 0 {
+            return Err(format!(
+                "client {id:?} has a rate limit of zero: events_per_second and burst must be at least 1 (leave rate_limit out for no limit)"
+            ));
+        }
+    }
+    if client.categories.iter().any(|c| c.trim().is_empty()) {
+        return Err(format!("client {id:?} lists an empty category"));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -207,9 +321,20 @@ impl ClientRegistry {
 
     /// Parses and checks a registry from TOML text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<ClientRegistry, ClientsError> {
+        // The message alone, never the parser's snippet of the line: that line
+        // may hold a secret. The line number is enough to find the problem.
         let file: File = toml::from_str(text).map_err(|e| ClientsError::Parse {
             path: origin.to_owned(),
-            message: e.message().to_owned(),
+            message: match e.span() {
+                Some(span) => format!(
+                    "line {}: {}",
+                    text.get(..span.start)
+                        .map_or(0, |before| before.matches('\n').count())
+                        + 1,
+                    e.message()
+                ),
+                None => e.message().to_owned(),
+            },
         })?;
         ClientRegistry::from_clients(file.clients).map_err(|message| ClientsError::Invalid {
             path: origin.to_owned(),
@@ -218,9 +343,13 @@ impl ClientRegistry {
     }
 
     /// Builds a registry from clients, checking that ids are valid and unique,
-    /// that no credential is empty, and that no write key or read token is
-    /// shared by two clients (it would identify neither).
+    /// that no credential is empty, that no write key or read token is shared
+    /// by two clients (it would identify neither), that origins are well
+    /// formed and rate limits positive.
     pub fn from_clients(clients: Vec<Client>) -> Result<ClientRegistry, String> {
+        for client in &clients {
+            check_client(client)?;
+        }
         let mut by_id = HashMap::new();
         let mut write_keys: HashSet<&[u8]> = HashSet::new();
         let mut read_tokens: HashSet<&[u8]> = HashSet::new();
@@ -266,6 +395,15 @@ impl ClientRegistry {
             clients: clients.into_iter().map(Arc::new).collect(),
             by_id,
         })
+    }
+
+    /// Whether a browser at `origin` may use some client's write key: what a
+    /// CORS preflight, which carries no key, is answered by.
+    pub fn origin_allowed(&self, origin: &str) -> bool {
+        self.clients
+            .iter()
+            .flat_map(|client| &client.write_keys)
+            .any(|key| key.allows_origin(origin))
     }
 
     /// The client with id `id`.
@@ -378,10 +516,13 @@ mod tests {
             "an HMAC secret is no write key"
         );
         let (client, token) = r.by_read_token("shop_read").expect("shop token");
-        assert_eq!((client.id.as_str(), token.scope), ("shop", ReadScope::Own));
+        assert_eq!(
+            (client.id.as_str(), token.scope),
+            ("shop", ReadScope::Client)
+        );
         assert_eq!(
             r.by_read_token("eye_demo_read_token").map(|(_, t)| t.scope),
-            Some(ReadScope::All)
+            Some(ReadScope::Admin)
         );
         assert!(r.get("demo").is_some_and(|c| c.may_send("anything")));
         assert!(r
@@ -431,6 +572,91 @@ mod tests {
             "[[clients]]\nid = \"a\"\nread_tokens = [{ token = \"t\", scope = \"some\" }]\n",
         );
         assert!(m.contains("bad.toml"), "{m}");
+    }
+
+    #[test]
+    fn scopes_have_new_and_old_names() {
+        for (name, scope) in [
+            ("client", ReadScope::Client),
+            ("own", ReadScope::Client),
+            ("admin", ReadScope::Admin),
+            ("all", ReadScope::Admin),
+        ] {
+            let text = format!(
+                "[[clients]]\nid = \"a\"\nread_tokens = [{{ token = \"t\", scope = \"{name}\" }}]\n"
+            );
+            let r = ClientRegistry::from_toml(&text, "t.toml").expect("valid");
+            assert_eq!(r.by_read_token("t").map(|(_, t)| t.scope), Some(scope));
+        }
+        let r = ClientRegistry::from_toml(
+            "[[clients]]\nid = \"a\"\nread_tokens = [{ token = \"t\" }]\n",
+            "t.toml",
+        )
+        .expect("valid");
+        assert_eq!(
+            r.by_read_token("t").map(|(_, t)| t.scope),
+            Some(ReadScope::Client),
+            "the narrow scope is the default"
+        );
+    }
+
+    #[test]
+    fn secrets_may_come_from_the_environment() {
+        // A variable name of this test alone, so no other test sees it.
+        let var = "EYE_CLIENTS_RS_TEST_SECRET_7F3A";
+        std::env::set_var(var, "from_the_env_secret");
+        let text = format!(
+            "[[clients]]\nid = \"a\"\nhmac_secrets = [{{ secret = {{ env = \"{var}\" }} }}]\n\
+             read_tokens = [{{ token = \"literal\" }}]\n"
+        );
+        let r = ClientRegistry::from_toml(&text, "t.toml").expect("valid");
+        assert!(r
+            .get("a")
+            .is_some_and(|c| c.hmac_secrets[0].secret.matches(b"from_the_env_secret")));
+        std::env::remove_var(var);
+        let m = ClientRegistry::from_toml(&text, "t.toml")
+            .expect_err("unset variable")
+            .to_string();
+        assert!(
+            m.contains(var) && m.contains("not set") && m.contains("line 3"),
+            "{m}"
+        );
+        let m = invalid("[[clients]]\nid = \"a\"\nread_tokens = [{ token = { var = \"X\" } }]\n");
+        assert!(m.contains("env"), "{m}");
+        let m = invalid("[[clients]]\nid = \"a\"\nread_tokens = [{ token = 5 }]\n");
+        assert!(m.contains("a string or { env"), "{m}");
+    }
+
+    #[test]
+    fn origins_are_checked_and_matched() {
+        let r = ClientRegistry::from_toml(
+            "[[clients]]\nid = \"a\"\nwrite_keys = [{ key = \"k\", allowed_origins = [\"https://Shop.example.com\", \"http://localhost:3000\"] }]\n\
+             [[clients]]\nid = \"b\"\nwrite_keys = [{ key = \"k2\" }]\n",
+            "t.toml",
+        )
+        .expect("valid");
+        let (_, key) = r.by_write_key("k").expect("key");
+        assert!(key.allows_origin("https://shop.example.com"));
+        assert!(key.allows_origin("http://localhost:3000"));
+        assert!(!key.allows_origin("http://localhost:3001"));
+        assert!(!key.allows_origin("https://shop.example.com.evil.com"));
+        assert!(r.origin_allowed("https://shop.example.com"));
+        assert!(!r.origin_allowed("https://evil.com"));
+        assert!(!r.by_write_key("k2").expect("key").1.allows_origin("null"));
+        for bad in [
+            "shop.example.com",
+            "https://shop.example.com/",
+            "https://a.com/path",
+            "https://",
+        ] {
+            let m = invalid(&format!(
+                "[[clients]]\nid = \"a\"\nwrite_keys = [{{ key = \"k\", allowed_origins = [\"{bad}\"] }}]\n"
+            ));
+            assert!(m.contains("allowed origin"), "{bad}: {m}");
+        }
+        let m =
+            invalid("[[clients]]\nid = \"a\"\nrate_limit = { events_per_second = 0, burst = 5 }\n");
+        assert!(m.contains("rate limit of zero"), "{m}");
     }
 
     #[test]
