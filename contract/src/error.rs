@@ -48,11 +48,14 @@ pub enum ErrorCode {
     /// ClickHouse refused to store the event on every delivery (`MaxDeliver`);
     /// the message was parked on the dead-letter subject. Only the consumer gives it.
     StorageFailed,
+    /// The sending client may not send events of this category (its
+    /// `categories` allow-list in the client registry). Only the gateway gives it.
+    CategoryNotAllowed,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order; handy for pre-registering metric labels.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::UnknownField,
@@ -69,6 +72,7 @@ impl ErrorCode {
         ErrorCode::TooDeep,
         ErrorCode::InvalidSubject,
         ErrorCode::StorageFailed,
+        ErrorCode::CategoryNotAllowed,
     ];
 
     /// The snake_case wire spelling of the code, identical to its serde form.
@@ -90,6 +94,7 @@ impl ErrorCode {
             ErrorCode::TooDeep => "too_deep",
             ErrorCode::InvalidSubject => "invalid_subject",
             ErrorCode::StorageFailed => "storage_failed",
+            ErrorCode::CategoryNotAllowed => "category_not_allowed",
         }
     }
 }

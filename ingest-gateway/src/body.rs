@@ -10,6 +10,8 @@
 //!   be well-formed as a whole: a broken array (a missing `,` or `]`, trailing
 //!   data) is a 400 with the byte offset. Elements that are well-formed JSON but
 //!   not valid events are rejected one by one, never affecting their neighbours.
+//! - `text/plain` (only with a write key: `navigator.sendBeacon` sends it):
+//!   read as `application/json`.
 //! - `application/x-ndjson`: one event per line (`\n` or `\r\n`); blank lines
 //!   are skipped and do not count as events. A line that is not JSON is that
 //!   event's `invalid_json`; its neighbours are unaffected.
@@ -66,6 +68,13 @@ pub struct Events {
 
 /// The body's format, from `Content-Type` (parameters such as `charset` are ignored).
 pub fn format(headers: &HeaderMap) -> Result<Format, RequestError> {
+    format_for(headers, false)
+}
+
+/// [`format`], also accepting `text/plain` (read as `application/json`) when
+/// `beacon` is true: what `navigator.sendBeacon` sends for a string body. The
+/// gateway passes `true` only for requests made with a write key.
+pub fn format_for(headers: &HeaderMap, beacon: bool) -> Result<Format, RequestError> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Err(RequestError::UnsupportedMediaType("(none)".to_owned()));
     };
@@ -77,6 +86,14 @@ pub fn format(headers: &HeaderMap) -> Result<Format, RequestError> {
         || essence.eq_ignore_ascii_case("application/ndjson")
     {
         Ok(Format::Ndjson)
+    } else if essence.eq_ignore_ascii_case("text/plain") {
+        if beacon {
+            Ok(Format::Json)
+        } else {
+            Err(RequestError::UnsupportedMediaType(format!(
+                "{text:?} (accepted only with a write key, for navigator.sendBeacon)"
+            )))
+        }
     } else {
         Err(RequestError::UnsupportedMediaType(format!("{text:?}")))
     }

@@ -55,6 +55,17 @@ pub struct Context<'a> {
 
 /// Decodes, splits and validates a body.
 pub fn check(cx: &Context<'_>, raw: RawBody, limits: BodyLimits) -> Result<Checked, RequestError> {
+    check_with(cx, raw, limits, &|_| true)
+}
+
+/// [`check`], rejecting otherwise valid events whose category `allowed`
+/// refuses with `category_not_allowed` (the client's allow-list).
+pub fn check_with(
+    cx: &Context<'_>,
+    raw: RawBody,
+    limits: BodyLimits,
+    allowed: &dyn Fn(&str) -> bool,
+) -> Result<Checked, RequestError> {
     let decoded = body::decode(raw.bytes, raw.encoding, limits.max_body_bytes)?;
     let events = body::split(&decoded, raw.format, limits.max_events)?;
     let mut checked = Checked {
@@ -63,7 +74,24 @@ pub fn check(cx: &Context<'_>, raw: RawBody, limits: BodyLimits) -> Result<Check
     };
     for range in events.ranges {
         let bytes = &decoded[range.clone()];
-        match cx.validator.validate_slice(cx.client, bytes, cx.now) {
+        let verdict = cx
+            .validator
+            .validate_slice(cx.client, bytes, cx.now)
+            .and_then(|event| {
+                if allowed(&event.category) {
+                    Ok(event)
+                } else {
+                    Err(EventError::new(
+                        ErrorCode::CategoryNotAllowed,
+                        format!(
+                            "client {:?} may not send events of category {:?}; its allowed categories are set in the client registry",
+                            cx.client, event.category
+                        ),
+                        "/category",
+                    ))
+                }
+            });
+        match verdict {
             Ok(event) => checked.outcomes.push(Outcome::Valid(event)),
             Err(error) if error.code == ErrorCode::InvalidJson && events.whole_body_json => {
                 return Err(malformed_at(bytes, range.start));
@@ -130,11 +158,20 @@ mod tests {
     const GOOD: &str = r#"{"session_id":"e2085be5-9137-4e4e-80b5-f1ffddc25423","category":"party","name":"App","data":{"host":"h","path":"/"},"timestamp":"2021-09-26 09:15:27.243860"}"#;
 
     fn run(body: &str, format: Format) -> Result<Checked, RequestError> {
+        run_with(body, format, 10, &|_| true)
+    }
+
+    fn run_with(
+        body: &str,
+        format: Format,
+        raw_cap: usize,
+        allowed: &dyn Fn(&str) -> bool,
+    ) -> Result<Checked, RequestError> {
         let validator = validator();
         let cx = Context {
             validator: &validator,
             client: "demo",
-            raw_cap: 10,
+            raw_cap,
             now: Timestamp::now(),
         };
         let raw = RawBody {
@@ -142,15 +179,12 @@ mod tests {
             encoding: Encoding::Identity,
             format,
         };
-        check(
-            &cx,
-            raw,
-            BodyLimits {
-                max_body_bytes: 1 << 20,
-                max_events: 100,
-                read_timeout: std::time::Duration::from_secs(1),
-            },
-        )
+        let limits = BodyLimits {
+            max_body_bytes: 1 << 20,
+            max_events: 100,
+            read_timeout: std::time::Duration::from_secs(1),
+        };
+        check_with(&cx, raw, limits, allowed)
     }
 
     fn codes(checked: &Checked) -> Vec<Option<ErrorCode>> {
@@ -191,6 +225,28 @@ mod tests {
                 assert!(!message.contains("line"), "{message}");
             }
             other => panic!("expected 400, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn categories_outside_the_allow_list_are_rejected_per_event() {
+        let body = format!("[{GOOD}, {GOOD}]");
+        let checked = run_with(&body, Format::Json, 1000, &|c| c != "party").expect("checked");
+        assert_eq!(
+            codes(&checked),
+            [
+                Some(ErrorCode::CategoryNotAllowed),
+                Some(ErrorCode::CategoryNotAllowed)
+            ]
+        );
+        assert_eq!(checked.rejects.len(), 2);
+        assert_eq!(
+            checked.rejects[0].raw, GOOD,
+            "the event as sent is recorded"
+        );
+        match &checked.outcomes[0] {
+            Outcome::Rejected(e) => assert_eq!(e.pointer, "/category"),
+            Outcome::Valid(_) => panic!("should be rejected"),
         }
     }
 

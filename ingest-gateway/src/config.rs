@@ -37,6 +37,9 @@ pub struct Config {
     /// Request and event limits.
     #[command(flatten)]
     pub limits: LimitArgs,
+    /// Signed requests and the HTTP server's header limits.
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// Publishing to JetStream.
     #[command(flatten)]
     pub publish: PublishArgs,
@@ -77,6 +80,26 @@ pub struct LimitArgs {
     #[arg(long, env = "EYE_MAX_EVENT_AGE", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub max_event_age: Option<Duration>,
 }
+
+/// Signed requests and the bounds of a connection before its request starts.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityArgs {
+    /// Replay window of signed requests: how far `X-Eye-Timestamp` may be from
+    /// the gateway's clock, behind or ahead (e.g. `5m`). Outside it is 401.
+    #[arg(long, env = "EYE_SIGNATURE_WINDOW", default_value = "5m", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub signature_window: Duration,
+    /// Longest a client may take to send a request's headers (e.g. `10s`);
+    /// slower connections are closed (slow-loris defence).
+    #[arg(long, env = "EYE_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes, at least
+    /// 8192; larger is answered 431.
+    #[arg(long, env = "EYE_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_name = "BYTES")]
+    pub max_header_bytes: usize,
+}
+
+/// Default of `--max-header-bytes`: 16 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 
 /// How accepted events and rejects reach JetStream.
 #[derive(Debug, Clone, clap::Args)]
@@ -154,6 +177,27 @@ impl Config {
                 ),
             });
         }
+        if self.security.signature_window.is_zero() {
+            return Err(ConfigError {
+                option: "--signature-window / EYE_SIGNATURE_WINDOW",
+                problem: "must be longer than zero".to_owned(),
+            });
+        }
+        if self.security.header_read_timeout.is_zero() {
+            return Err(ConfigError {
+                option: "--header-read-timeout / EYE_HEADER_READ_TIMEOUT",
+                problem: "must be longer than zero".to_owned(),
+            });
+        }
+        if self.security.max_header_bytes < eye_server_kit::serve::MIN_HEADER_BYTES {
+            return Err(ConfigError {
+                option: "--max-header-bytes / EYE_MAX_HEADER_BYTES",
+                problem: format!(
+                    "must be at least {}",
+                    eye_server_kit::serve::MIN_HEADER_BYTES
+                ),
+            });
+        }
         if self.publish.publish_timeout.is_zero() {
             return Err(ConfigError {
                 option: "--publish-timeout / EYE_PUBLISH_TIMEOUT",
@@ -161,6 +205,15 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    /// The HTTP server's per-connection limits.
+    pub fn http_limits(&self) -> eye_server_kit::serve::HttpLimits {
+        eye_server_kit::serve::HttpLimits {
+            header_read_timeout: self.security.header_read_timeout,
+            max_header_bytes: self.security.max_header_bytes,
+            ..eye_server_kit::serve::HttpLimits::default()
+        }
     }
 
     /// The contract's per-event limits.
@@ -220,6 +273,10 @@ mod tests {
             "--max-inflight-publishes",
             "--stream-max-bytes",
             "--nats-url",
+            "--signature-window",
+            "EYE_SIGNATURE_WINDOW",
+            "--header-read-timeout",
+            "--max-header-bytes",
         ] {
             assert!(
                 help.contains(option),
@@ -238,6 +295,9 @@ mod tests {
         assert_eq!(c.publish.publish_timeout, Duration::from_secs(5));
         assert_eq!(c.publish.reject_raw_cap, 4096);
         assert_eq!(c.time_rules(), TimeRules::default());
+        assert_eq!(c.security.signature_window, Duration::from_secs(300));
+        assert_eq!(c.security.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.security.max_header_bytes, 16 * 1024);
         assert!(c.check().is_ok());
     }
 
@@ -251,6 +311,10 @@ mod tests {
             .check()
             .expect_err("zero timeout");
         assert!(e.to_string().contains("EYE_PUBLISH_TIMEOUT"), "{e}");
+        let e = parse(&["--max-header-bytes", "100"])
+            .check()
+            .expect_err("below hyper's floor");
+        assert!(e.to_string().contains("at least 8192"), "{e}");
         let e = parse(&["--max-inflight-publishes", "999"])
             .check()
             .expect_err("a full request must fit");

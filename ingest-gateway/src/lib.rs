@@ -6,7 +6,8 @@
 //!
 //! - [`config`]: flags and environment variables, with their defaults.
 //! - [`routes`]: the HTTP API (`/v1/events`, `/v1/validate`, `/v1/schemas`) and its state.
-//! - [`auth`]: the [`auth::Sender`] extractor (write keys from the client registry).
+//! - [`auth`]: the [`auth::Sender`] extractor (signatures and write keys from the client registry).
+//! - [`cors`]: CORS preflights and `Access-Control-Allow-Origin` for browser senders.
 //! - [`body`]: content types, gzip, size limits, splitting a body into events.
 //! - [`check`]: one verdict per event, by the contract's validator, plus reject records.
 //! - [`publish`]: pipelined JetStream publishing of events; rejects on the side.
@@ -20,6 +21,7 @@ pub mod auth;
 pub mod body;
 pub mod check;
 pub mod config;
+pub mod cors;
 pub mod metrics;
 pub mod problem;
 pub mod publish;
@@ -32,9 +34,10 @@ use std::time::Duration;
 
 use eye_contract::{SchemaRegistry, Validator};
 use eye_server_kit::args::NatsConnectError;
-use eye_server_kit::clients::{ClientRegistry, ClientsError};
+use eye_server_kit::clients::ClientsError;
 use eye_server_kit::ops::{self, NatsReady, Ops};
-use eye_server_kit::serve::{serve, ServeError};
+use eye_server_kit::reload::SharedClients;
+use eye_server_kit::serve::{serve_with, ServeError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -84,8 +87,8 @@ pub async fn run(
     // Bad schemas or clients stop the start-up here, with the file named, rather
     // than at the first request.
     let schemas = load_schemas(&config.schemas_dir)?;
-    let clients = ClientRegistry::load(&config.clients_file)?;
-    tracing::info!(file = %config.clients_file.display(), clients = clients.len(), "loaded the client registry");
+    let clients = SharedClients::load(&config.clients_file)?;
+    let reloader = clients.reload_on_sighup(shutdown.clone());
     let nats = config.nats.connect(BINARY).await?;
 
     let mut registry = ops::registry("eye_gateway");
@@ -116,7 +119,8 @@ pub async fn run(
         .with_time_rules(config.time_rules());
     let state = AppState::new(StateParts {
         validator,
-        clients: Arc::new(clients),
+        clients,
+        signature_window_secs: config.security.signature_window.as_secs(),
         publisher: Arc::clone(&publisher),
         limits: BodyLimits {
             max_body_bytes: config.limits.max_body_bytes,
@@ -127,14 +131,16 @@ pub async fn run(
         metrics,
     });
     let router = routes::router(state).merge(ops.router());
-    let served = serve(
+    let served = serve_with(
         listener,
         router,
         shutdown,
         Duration::from_secs(config.shutdown_grace_secs),
+        config.http_limits(),
     )
     .await;
     keeper.abort();
+    reloader.abort();
     publisher.drain().await;
     // Messages still buffered in the client go out before we exit, unless NATS is
     // unreachable: then there is nothing to wait for.

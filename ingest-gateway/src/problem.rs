@@ -2,7 +2,8 @@
 //!
 //! The rule: a request fails as a whole only when no per-event answer is
 //! possible — the body cannot be read or split into events, the sender is not
-//! authenticated, or the broker took none of its valid events. Everything else
+//! authenticated or not allowed, it is over its rate limit, or the broker took
+//! none of its valid events. Everything else
 //! is a per-event result (see `response.rs`).
 
 use axum::http::StatusCode;
@@ -57,9 +58,27 @@ pub enum RequestError {
     /// The `Content-Encoding` is not one the gateway reads.
     #[error("Content-Encoding {0} is not supported; use gzip or none")]
     UnsupportedEncoding(String),
-    /// The sender is not authenticated.
+    /// The sender is not authenticated: no credential, an unknown one, a bad
+    /// signature or a timestamp outside the replay window. The message never
+    /// quotes a credential.
     #[error("{0}")]
-    Unauthenticated(&'static str),
+    Unauthenticated(String),
+    /// The credential is valid but may not be used this way (a write key from
+    /// an origin it does not allow, a preflight from an unknown origin).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The client sent more events than its rate limit allows.
+    #[error("client {client:?} is over its rate limit of {per_second} events per second (burst {burst}); retry after {retry_after} s")]
+    RateLimited {
+        /// The client id.
+        client: String,
+        /// Its sustained rate.
+        per_second: u32,
+        /// Its burst.
+        burst: u32,
+        /// Seconds until the request would be admitted.
+        retry_after: u64,
+    },
     /// No schema for the category asked for.
     #[error("unknown category {0:?}; GET /v1/schemas lists the categories")]
     UnknownCategory(String),
@@ -84,6 +103,8 @@ impl RequestError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             RequestError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            RequestError::Forbidden(_) => StatusCode::FORBIDDEN,
+            RequestError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestError::UnknownCategory(_) => StatusCode::NOT_FOUND,
             RequestError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -106,6 +127,8 @@ impl RequestError {
                 ("unsupported-encoding", "Unsupported content encoding")
             }
             RequestError::Unauthenticated(_) => ("unauthenticated", "Not authenticated"),
+            RequestError::Forbidden(_) => ("forbidden", "Forbidden"),
+            RequestError::RateLimited { .. } => ("rate-limited", "Rate limit exceeded"),
             RequestError::UnknownCategory(_) => ("unknown-category", "Unknown category"),
             RequestError::Internal(_) => ("internal", "Internal error"),
         };
@@ -116,6 +139,9 @@ impl RequestError {
             }
             RequestError::Unauthenticated(_) => {
                 problem.www_authenticate = true;
+            }
+            RequestError::RateLimited { retry_after, .. } => {
+                problem.retry_after = Some(*retry_after);
             }
             _ => {}
         }
@@ -168,9 +194,18 @@ mod tests {
             RequestError::UnsupportedMediaType("text/plain".into()).status(),
             StatusCode::UNSUPPORTED_MEDIA_TYPE
         );
-        let response = RequestError::Unauthenticated("no key").into_response();
+        let response = RequestError::Unauthenticated("no key".to_owned()).into_response();
         assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
         assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
         assert_eq!(response.headers()[header::CONTENT_TYPE], PROBLEM_JSON);
+        let response = RequestError::RateLimited {
+            client: "a".to_owned(),
+            per_second: 1,
+            burst: 2,
+            retry_after: 3,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
     }
 }

@@ -7,7 +7,8 @@
 //! - `GET /v1/schemas/{category}`: the category's JSON Schema.
 //!
 //! Schemas are public (they hold no secrets and help client developers); the
-//! two POST routes need a registered client's credentials.
+//! two POST routes need a registered client's credentials (`auth.rs`), are
+//! rate limited per client, and answer CORS preflights (`cors.rs`).
 
 use std::sync::Arc;
 
@@ -21,11 +22,14 @@ use axum::{Json, Router};
 use eye_contract::{Event, Timestamp, Validator};
 use eye_server_kit::clients::ClientRegistry;
 use eye_server_kit::http::count_requests;
+use eye_server_kit::ratelimit::RateLimiter;
+use eye_server_kit::reload::SharedClients;
 use serde_json::{json, Value};
 
 use crate::auth::Sender;
 use crate::body::{self, BodyLimits};
 use crate::check::{self, Checked, Outcome, RawBody};
+use crate::cors;
 use crate::metrics::Metrics;
 use crate::problem::RequestError;
 use crate::publish::Publisher;
@@ -37,19 +41,23 @@ pub struct AppState(Arc<Inner>);
 
 struct Inner {
     validator: Validator,
-    clients: Arc<ClientRegistry>,
+    clients: Arc<SharedClients>,
+    signature_window_secs: u64,
     publisher: Arc<Publisher>,
     limits: BodyLimits,
     raw_cap: usize,
     metrics: Metrics,
+    limiter: RateLimiter,
 }
 
 /// The parts of an [`AppState`].
 pub struct StateParts {
     /// The contract's validator, with the configured limits and time rules.
     pub validator: Validator,
-    /// The registered clients.
-    pub clients: Arc<ClientRegistry>,
+    /// The registered clients (reloaded on SIGHUP).
+    pub clients: Arc<SharedClients>,
+    /// The replay window of signed requests, in seconds.
+    pub signature_window_secs: u64,
     /// The publisher.
     pub publisher: Arc<Publisher>,
     /// Body limits.
@@ -66,16 +74,23 @@ impl AppState {
         AppState(Arc::new(Inner {
             validator: parts.validator,
             clients: parts.clients,
+            signature_window_secs: parts.signature_window_secs,
             publisher: parts.publisher,
             limits: parts.limits,
             raw_cap: parts.raw_cap,
             metrics: parts.metrics,
+            limiter: RateLimiter::new(),
         }))
     }
 
-    /// The registered clients.
-    pub fn clients(&self) -> &ClientRegistry {
-        &self.0.clients
+    /// The registered clients, as currently loaded.
+    pub fn clients(&self) -> Arc<ClientRegistry> {
+        self.0.clients.current()
+    }
+
+    /// The replay window of signed requests, in seconds.
+    pub fn signature_window_secs(&self) -> u64 {
+        self.0.signature_window_secs
     }
 }
 
@@ -83,13 +98,17 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     let metrics = state.0.metrics.clone();
     Router::new()
-        .route("/v1/events", post(post_events))
-        .route("/v1/validate", post(post_validate))
+        .route("/v1/events", post(post_events).options(cors::preflight))
+        .route("/v1/validate", post(post_validate).options(cors::preflight))
         .route("/v1/schemas", get(get_schemas))
         .route("/v1/schemas/{category}", get(get_schema))
         .route("/openapi.json", get(openapi))
         // Bodies are read by `body::read` with the configured limit instead.
         .layer(DefaultBodyLimit::disable())
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            cors::allow_origins,
+        ))
         .with_state(state)
         .layer(middleware::from_fn_with_state(
             metrics.requests,
@@ -99,11 +118,12 @@ pub fn router(state: AppState) -> Router {
 
 async fn post_events(
     State(state): State<AppState>,
-    Sender(client): Sender,
+    sender: Sender,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, RequestError> {
-    let Checked { outcomes, rejects } = check_request(&state, &client.id, &headers, body).await?;
+    let Checked { outcomes, rejects } = check_request(&state, &sender, &headers, body).await?;
+    let client = &sender.client;
     let valid: Vec<&Event> = outcomes
         .iter()
         .filter_map(|o| match o {
@@ -135,11 +155,11 @@ async fn post_events(
 
 async fn post_validate(
     State(state): State<AppState>,
-    Sender(client): Sender,
+    sender: Sender,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, RequestError> {
-    let Checked { outcomes, .. } = check_request(&state, &client.id, &headers, body).await?;
+    let Checked { outcomes, .. } = check_request(&state, &sender, &headers, body).await?;
     let valid = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Valid(_)))
@@ -147,23 +167,48 @@ async fn post_validate(
     Ok(IngestResponse::new(outcomes, vec![Ok(()); valid]).into_http(true))
 }
 
-/// Reads the body and checks each event, on the blocking pool.
+/// Refuses a request over its client's rate limit.
+fn rate_limited(
+    sender: &Sender,
+    limit: eye_server_kit::clients::RateLimit,
+    retry_after: u64,
+) -> RequestError {
+    RequestError::RateLimited {
+        client: sender.client.id.clone(),
+        per_second: limit.events_per_second,
+        burst: limit.burst,
+        retry_after,
+    }
+}
+
+/// Reads the body, checks the signature (over the body as received) and the
+/// client's rate limit, and checks each event on the blocking pool, with the
+/// client's category allow-list.
 async fn check_request(
     state: &AppState,
-    client: &str,
+    sender: &Sender,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Checked, RequestError> {
-    let format = body::format(headers)?;
+    let client = Arc::clone(&sender.client);
+    // An empty bucket refuses before the body is read.
+    if let Some(limit) = client.rate_limit {
+        if let Err(limited) = state.0.limiter.has_tokens(&client.id, limit) {
+            return Err(rate_limited(sender, limit, limited.retry_after_secs()));
+        }
+    }
+    let format = body::format_for(headers, sender.by_write_key())?;
     let encoding = body::encoding(headers)?;
     let bytes = body::read(headers, body, &state.0.limits).await?;
-    let state = state.clone();
-    let client = client.to_owned();
+    sender.verify_body(&bytes)?;
+    let state_for_check = state.clone();
+    let checking = Arc::clone(&client);
     let now = Timestamp::now();
-    tokio::task::spawn_blocking(move || {
+    let checked = tokio::task::spawn_blocking(move || {
+        let state = state_for_check;
         let cx = check::Context {
             validator: &state.0.validator,
-            client: &client,
+            client: &checking.id,
             raw_cap: state.0.raw_cap,
             now,
         };
@@ -172,10 +217,20 @@ async fn check_request(
             encoding,
             format,
         };
-        check::check(&cx, raw, state.0.limits)
+        check::check_with(&cx, raw, state.0.limits, &|category| {
+            checking.may_send(category)
+        })
     })
     .await
-    .map_err(|e| RequestError::Internal(format!("checking events failed: {e}")))?
+    .map_err(|e| RequestError::Internal(format!("checking events failed: {e}")))??;
+    // The rate is counted in events.
+    if let Some(limit) = client.rate_limit {
+        let events = u64::try_from(checked.outcomes.len()).unwrap_or(u64::MAX);
+        if let Err(limited) = state.0.limiter.check(&client.id, limit, events) {
+            return Err(rate_limited(sender, limit, limited.retry_after_secs()));
+        }
+    }
+    Ok(checked)
 }
 
 /// `GET /openapi.json`: this API's OpenAPI 3.1 document (`openapi.json`
