@@ -104,8 +104,13 @@ async fn explain(stack: &Stack, marker: &str) -> String {
         } else {
             "data"
         };
+        // The marker is a JSON string value: its closing quote ends it.
         let sql = format!("SELECT count() FROM {table} WHERE position({column}, ?) > 0");
-        let n = client.query(&sql).bind(marker).fetch_one::<u64>().await;
+        let n = client
+            .query(&sql)
+            .bind(format!("{marker}\""))
+            .fetch_one::<u64>()
+            .await;
         out.push(format!("{table}: {n:?}"));
     }
     let js = stack.jetstream().await;

@@ -4,11 +4,11 @@
 //! - `EYE_EVENTS` (`eye.events.>`): accepted events. File storage, a duplicate window
 //!   keyed by `Nats-Msg-Id`, and age and byte limits with *discard new*: a full stream
 //!   refuses publishers (who then answer "retry later") instead of dropping stored data.
-//!   Work-queue retention: a message leaves the stream once the consumer acked it (it
-//!   is in ClickHouse then), so the byte limit bounds the backlog the consumer has not
-//!   stored yet. With limits retention the stream would keep every stored event until
-//!   it ages out, and once the limit is reached the gateway would refuse everything
-//!   until then, however fast the consumer is (the fault suite's stream-full case).
+//!   Limits retention: messages stay until they age out, acked or not. So the byte
+//!   limit must hold `--stream-max-age` of traffic, or the stream fills at steady
+//!   state and refuses publishers until old messages age out (the fault suite's
+//!   stream-full case; docs/reliability.md says why work-queue retention is not
+//!   used on nats-server 2.9).
 //! - `EYE_REJECTS` (`eye.rejects.*`): events the gateway rejected, for `event_errors`.
 //! - `EYE_DEADLETTER` (`eye.deadletter.>`): messages the consumer could not store.
 
@@ -56,7 +56,7 @@ impl StreamArgs {
             max_age: self.max_age,
             max_bytes: self.max_bytes,
             discard: stream::DiscardPolicy::New,
-            retention: stream::RetentionPolicy::WorkQueue,
+            retention: stream::RetentionPolicy::Limits,
             num_replicas: self.replicas,
             ..Default::default()
         }
@@ -105,7 +105,8 @@ pub struct StreamError {
 ///
 /// NATS cannot change the retention policy of an existing stream. A stream created
 /// with another retention (`EYE_EVENTS` made by a version before work-queue retention)
-/// is updated with its own retention kept, and a warning says how to move it.
+/// (for instance a work queue made by a development build) is updated with its own
+/// retention kept, and a warning says how to move it.
 pub async fn create_or_update_streams(
     js: &jetstream::Context,
     args: &StreamArgs,

@@ -77,54 +77,14 @@ async fn fill(js: &async_nats::jetstream::Context) -> u64 {
 }
 
 #[tokio::test]
-async fn acked_events_leave_the_stream_so_a_full_stream_takes_events_again() {
-    use async_nats::jetstream::consumer::pull;
-    use futures::StreamExt;
-
-    let nats = eye_testkit::NatsServer::start().expect("start nats-server");
-    let js = async_nats::jetstream::new(nats.connect().await);
-    create_or_update_streams(&js, &args(4096)).await.unwrap();
-    let stored = fill(&js).await;
-    assert!(stored > 0, "the stream took nothing");
-
-    // The consumer stores and acks everything: the stream empties and takes
-    // events again (with limits retention it would stay full until max_age).
-    let stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some("eye-consumer".into()),
-            ack_policy: async_nats::jetstream::consumer::AckPolicy::Explicit,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-    let mut messages = consumer
-        .fetch()
-        .max_messages(stored as usize)
-        .expires(Duration::from_secs(5))
-        .messages()
-        .await
-        .unwrap();
-    let mut acked = 0;
-    while let Some(message) = messages.next().await {
-        message.unwrap().double_ack().await.unwrap();
-        acked += 1;
-    }
-    assert_eq!(acked, stored);
-    let mut stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
-    assert_eq!(stream.info().await.unwrap().state.messages, 0);
-    assert!(fill(&js).await > 0, "the drained stream takes events again");
-}
-
-#[tokio::test]
-async fn an_events_stream_made_with_limits_retention_is_kept_and_updated() {
+async fn an_events_stream_made_with_another_retention_is_kept_and_updated() {
     use async_nats::jetstream::stream::RetentionPolicy;
 
     let nats = eye_testkit::NatsServer::start().expect("start nats-server");
     let js = async_nats::jetstream::new(nats.connect().await);
-    // As a version before work-queue retention created it.
+    // As a development build with work-queue retention created it.
     let old = async_nats::jetstream::stream::Config {
-        retention: RetentionPolicy::Limits,
+        retention: RetentionPolicy::WorkQueue,
         ..args(1024 * 1024).events_config()
     };
     js.create_stream(old).await.unwrap();
@@ -133,7 +93,7 @@ async fn an_events_stream_made_with_limits_retention_is_kept_and_updated() {
         .expect("an existing stream with another retention is not an error");
     let mut stream = js.get_stream(eye_contract::EVENTS_STREAM).await.unwrap();
     let config = stream.info().await.unwrap().config.clone();
-    assert_eq!(config.retention, RetentionPolicy::Limits);
+    assert_eq!(config.retention, RetentionPolicy::WorkQueue);
     assert_eq!(
         config.max_bytes,
         2 * 1024 * 1024,
@@ -141,7 +101,7 @@ async fn an_events_stream_made_with_limits_retention_is_kept_and_updated() {
     );
     assert_eq!(
         args(1).events_config().retention,
-        RetentionPolicy::WorkQueue,
-        "new streams are work queues"
+        RetentionPolicy::Limits,
+        "new streams keep messages until they age out"
     );
 }
