@@ -303,7 +303,7 @@ async fn each_user_can_do_its_job_and_a_client_only_publishes_its_own_events() {
                 server.log_tail()
             )
         });
-    // Read before the acks: EYE_EVENTS is a work queue, acked messages leave it.
+    // Read before the acks (a work-queue stream would drop acked messages).
     let message = consumer_js
         .get_stream(EVENTS_STREAM)
         .await
