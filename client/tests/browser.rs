@@ -9,10 +9,11 @@
 //! The pages' endpoint is their own origin: the test's server passes each
 //! request on to the real gateway (a beacon, which carries its write key in
 //! the URL and a `text/plain` body, as the equivalent Bearer JSON request),
-//! counts the beacons, and can drop connections or answer 503 first. So the
-//! test needs only the gateway's Bearer API, and the gateway's own tests
-//! cover its CORS and beacon handling. A missing `chromium` fails the test
-//! with the package to install.
+//! counts the beacons, and can drop connections or answer 503 first. A third
+//! test gives the pages the gateway itself as endpoint, another origin, so
+//! the gateway's CORS preflight and its beacon handling (`?write_key=`, a
+//! `text/plain` body) are exercised as on a real site. A missing `chromium`
+//! fails the test with the package to install.
 
 mod common;
 
@@ -52,7 +53,7 @@ const FIRST_PAGE: &str = r#"<!doctype html>
 <script type="module">
 import eye from "/eye.js";
 const params = new URLSearchParams(location.search);
-eye.init({ endpoint: location.origin, writeKey: params.get("key"), batchSize: 100, flushInterval: 600000 });
+eye.init({ endpoint: params.get("gw") || location.origin, writeKey: params.get("key"), batchSize: 100, flushInterval: 600000 });
 for (let i = 0; i < 25; i++) {
   eye.track("party", "Beacon", { host: location.host, path: "/first/" + i });
 }
@@ -68,7 +69,7 @@ const NEXT_PAGE: &str = r#"<!doctype html>
 <script type="module">
 import eye from "/eye.js";
 const params = new URLSearchParams(location.search);
-eye.init({ endpoint: location.origin, writeKey: params.get("key"), batchSize: 5, flushInterval: 600000 });
+eye.init({ endpoint: params.get("gw") || location.origin, writeKey: params.get("key"), batchSize: 5, flushInterval: 600000 });
 for (let i = 0; i < 12; i++) {
   eye.track("party", "Fetch", { host: location.host, path: "/next/" + i });
 }
@@ -414,5 +415,39 @@ async fn a_batch_survives_a_network_failure_and_a_503_in_chromium() {
         "stored for {session} after {posts} POSTs: {events:?}\n{log}"
     );
     assert!(events.iter().all(|e| e.name == "Retried"));
+    stack.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_of_another_origin_sends_straight_to_the_gateway() {
+    // The same two pages, with the gateway as their endpoint: fetches go
+    // through its CORS preflight, the beacon with `?write_key=` and a
+    // text/plain body, as on a real site.
+    let stack = Stack::start("client_browser_cors").await;
+    let gateway = stack.gateway.url("");
+    let pages = serve_pages(gateway.clone(), 0).await;
+    let url = format!(
+        "http://127.0.0.1:{}/first.html?gw={gateway}&key={WRITE_KEY}",
+        pages.port
+    );
+    let (dom, log) = dump_dom(&url, 10_000).await;
+    assert!(
+        dom.contains(";pending=0;"),
+        "events left unsent: {dom}\n{log}"
+    );
+    let session = page_session(&dom, &log);
+    assert_eq!(
+        pages.posts.load(Ordering::SeqCst),
+        0,
+        "nothing went through the pages' origin"
+    );
+    let events = stored_events(&stack.reader(), session, 37).await;
+    let beacon = events.iter().filter(|e| e.name == "Beacon").count();
+    let fetched = events.iter().filter(|e| e.name == "Fetch").count();
+    assert_eq!(
+        (beacon, fetched),
+        (25, 12),
+        "stored for {session}: {events:?}"
+    );
     stack.stop().await;
 }
