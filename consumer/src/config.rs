@@ -88,6 +88,14 @@ pub struct PipelineArgs {
     /// How often consumer lag and dead-letter depth are read from JetStream.
     #[arg(long, env = "EYE_LAG_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub lag_poll_interval: Duration,
+    /// Once EYE_EVENTS holds more than this percentage of its byte limit,
+    /// events every consumer of the stream has acknowledged (they are stored)
+    /// are purged from it, checked every --lag-poll-interval. A stream that
+    /// filled while the consumer was behind then accepts events again as soon
+    /// as the consumer has caught up. 100 keeps acknowledged events until
+    /// they age out (--stream-max-age).
+    #[arg(long, env = "EYE_STREAM_TRIM_ABOVE", default_value_t = 50, value_parser = clap::value_parser!(u8).range(1..=100), value_name = "PERCENT")]
+    pub stream_trim_above: u8,
     /// Bytes of an event's raw body kept with its reject in event_errors.
     #[arg(long, env = "EYE_REJECT_RAW_CAP", default_value_t = eye_contract::reject::DEFAULT_RAW_CAP, value_name = "BYTES")]
     pub reject_raw_cap: usize,

@@ -13,6 +13,7 @@
 //! - [`puller`]: batches from the durable pull consumer over one long-lived inbox.
 //! - [`pipeline`]: the fetch → decide → insert → ack loop, retries and shutdown.
 //! - [`monitor`]: consumer lag and dead-letter depth, polled from JetStream.
+//! - [`trim`]: purging acknowledged events from a stream that runs full.
 //! - [`status`]: shared state behind `/status` and the pipeline's readiness.
 //! - [`metrics`]: metric names and handles.
 //! - [`run`]: the service itself, used by the binary and by tests.
@@ -29,6 +30,7 @@ pub mod rows;
 pub mod sql;
 pub mod status;
 pub mod store;
+pub mod trim;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -255,6 +257,7 @@ impl Work<'_> {
             status: self.status.clone(),
             metrics: self.metrics.clone(),
             interval: p.lag_poll_interval,
+            trim_above_percent: p.stream_trim_above,
         };
         tracing::info!(consumer = %p.consumer_name, "consuming");
         tokio::join!(

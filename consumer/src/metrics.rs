@@ -31,6 +31,8 @@ pub const LAG_PENDING: &str = "lag_pending_messages";
 pub const LAG_ACK_PENDING: &str = "lag_ack_pending_messages";
 /// Gauge: messages in the dead-letter stream.
 pub const DEAD_LETTER_DEPTH: &str = "dead_letter_depth_messages";
+/// Counter: acknowledged messages purged from EYE_EVENTS to make room.
+pub const STREAM_TRIMMED: &str = "stream_trimmed_messages";
 /// Gauge: unix time of the last successful INSERT.
 pub const LAST_INSERT: &str = "last_insert_timestamp_seconds";
 
@@ -94,6 +96,8 @@ pub struct Metrics {
     pub lag_ack_pending: Family<ConsumerLabel, Gauge>,
     /// See [`DEAD_LETTER_DEPTH`].
     pub dead_letter_depth: Gauge,
+    /// See [`STREAM_TRIMMED`].
+    pub stream_trimmed: Counter,
     /// See [`LAST_INSERT`].
     pub last_insert: Gauge,
 }
@@ -116,6 +120,7 @@ impl Metrics {
             lag_pending: Family::default(),
             lag_ack_pending: Family::default(),
             dead_letter_depth: Gauge::default(),
+            stream_trimmed: Counter::default(),
             last_insert: Gauge::default(),
         };
         registry.register(
@@ -167,6 +172,11 @@ impl Metrics {
             DEAD_LETTER_DEPTH,
             "Messages in the dead-letter stream",
             metrics.dead_letter_depth.clone(),
+        );
+        registry.register(
+            STREAM_TRIMMED,
+            "Acknowledged messages purged from EYE_EVENTS to make room (--stream-trim-above)",
+            metrics.stream_trimmed.clone(),
         );
         registry.register(
             LAST_INSERT,

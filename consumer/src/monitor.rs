@@ -1,7 +1,8 @@
 //! Polls JetStream for what waits for the consumer: pending and ack-pending
 //! messages of both durable consumers, the age of the oldest unacknowledged
 //! event, and the dead-letter depth. Feeds the gauges, `/status` and the lag
-//! bound of `/readyz`.
+//! bound of `/readyz`. Also trims acknowledged events from `EYE_EVENTS` when
+//! it runs full (see [`crate::trim`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::{ConsumerLabel, Metrics};
 use crate::status::{Lag, Status};
+use crate::trim::Trimmed;
 
 /// What the monitor watches.
 pub struct Monitor {
@@ -29,6 +31,8 @@ pub struct Monitor {
     pub metrics: Metrics,
     /// Time between polls.
     pub interval: Duration,
+    /// `--stream-trim-above`: trim EYE_EVENTS above this share of its limit.
+    pub trim_above_percent: u8,
 }
 
 impl Monitor {
@@ -42,6 +46,7 @@ impl Monitor {
                     self.status.poll_failed(error);
                 }
             }
+            self.trim().await;
             tokio::select! {
                 _ = tokio::time::sleep(self.interval) => {}
                 _ = shutdown.cancelled() => return,
@@ -65,6 +70,21 @@ impl Monitor {
         }
         self.status.polled(events, rejects, depth);
         Ok(())
+    }
+
+    async fn trim(&self) {
+        match crate::trim::trim(&self.events_stream, self.trim_above_percent).await {
+            Ok(Trimmed::Nothing) => {}
+            Ok(Trimmed::Purged { below, messages }) => {
+                self.metrics.stream_trimmed.inc_by(messages);
+                tracing::info!(
+                    below_sequence = below,
+                    messages,
+                    "trimmed acknowledged events from the events stream"
+                );
+            }
+            Err(error) => tracing::warn!(%error, "cannot trim the events stream"),
+        }
     }
 
     async fn lag(&self, consumer: &PullConsumer, stream: Option<&Stream>) -> Result<Lag, String> {

@@ -688,3 +688,54 @@ async fn shutdown_finishes_the_batch_in_hand() {
     wait_for_count(client, EVENTS_FINAL, 5000).await;
     service.stop(Duration::from_secs(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_is_trimmed_once_its_events_are_stored() {
+    let stack = Stack::new("trim").await;
+    let small = ["--stream-max-bytes", "200000"];
+    let js = &stack.js;
+    eye_server_kit::jetstream::create_or_update_streams(
+        js,
+        &eye_testkit::service::parse_config(&small),
+    )
+    .await
+    .expect("shrink the events stream");
+
+    // No consumer yet: publish until the stream refuses (a few hundred fit).
+    let session = Uuid::new_v4();
+    let mut stored = 0u32;
+    let refusal = loop {
+        assert!(stored < 5000, "the stream never filled");
+        let (subject, body) = message("demo", &party_event(stored, session));
+        match js.publish(subject, body.into()).await {
+            Ok(ack) => match ack.await {
+                Ok(_) => stored += 1,
+                Err(error) => break error.to_string(),
+            },
+            Err(error) => break error.to_string(),
+        }
+    };
+    assert!(stored > 100, "only {stored} events fit: {refusal}");
+
+    // The consumer stores them all, then trims what it acknowledged: the
+    // stream takes events again without waiting for them to age out.
+    let service = stack.consumer(&small).await;
+    wait_for_count(&stack.client, EVENTS_FINAL, u64::from(stored)).await;
+    let next = message("demo", &party_event(stored, session));
+    wait_for("a publish accepted after the trim", Duration::from_secs(20), || async {
+        let ack = js
+            .publish(next.0.clone(), next.1.clone().into())
+            .await
+            .map_err(|e| e.to_string())?;
+        ack.await.map(|_| ()).map_err(|e| e.to_string())
+    })
+    .await;
+    let trimmed = metric(&service, "eye_consumer_stream_trimmed_messages_total").await;
+    assert!(
+        trimmed >= f64::from(stored) / 2.0,
+        "trimmed {trimmed} of {stored} stored events"
+    );
+    wait_for_count(&stack.client, EVENTS_FINAL, u64::from(stored) + 1).await;
+    assert_eq!(count(&stack.client, EVENTS_RAW).await, u64::from(stored) + 1);
+    service.stop(Duration::from_secs(10)).await;
+}

@@ -330,6 +330,25 @@ async fn each_user_can_do_its_job_and_a_client_only_publishes_its_own_events() {
         .await
         .expect("consumer publishes a dead letter");
     assert_eq!(dead.stream, DEADLETTER_STREAM);
+    // It trims what every consumer acknowledged (consumer::trim): the
+    // consumers' ack floors, then a purge below them.
+    let events_stream = consumer_js
+        .get_stream(EVENTS_STREAM)
+        .await
+        .expect("events stream info");
+    let floors: Vec<u64> = futures::TryStreamExt::try_collect(futures::TryStreamExt::map_ok(
+        events_stream.consumers(),
+        |c| c.ack_floor.stream_sequence,
+    ))
+    .await
+    .expect("consumer lists the consumers of the events stream");
+    assert_eq!(floors, [3]);
+    let purged = events_stream
+        .purge()
+        .sequence(4)
+        .await
+        .expect("consumer purges acknowledged events");
+    assert_eq!(purged.purged, 3);
 
     // The consumer cannot publish events; the gateway cannot read them.
     let consumer_short = js_with_timeout(consumer.clone(), REFUSED_WITHIN);
