@@ -501,7 +501,13 @@ impl Shared {
         let answer = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
-                let text = response.text().await.unwrap_or_default();
+                // The timeout covers the body too: an impatient client may
+                // see the status line and give up before the results arrive.
+                // It does not know what happened, so it resends.
+                let text = match response.text().await {
+                    Ok(text) => text,
+                    Err(error) => return self.count_answer(read_failure(&error)),
+                };
                 let parsed: Option<Value> = serde_json::from_str(&text).ok();
                 match parsed.as_ref().and_then(|v| v["results"].as_array()) {
                     // A 503 carries results too, but a client treats it as a
@@ -517,10 +523,13 @@ impl Shared {
                     _ => Answer::Unexpected(format!("{status}: {text}")),
                 }
             }
-            Err(error) if error.is_timeout() => Answer::Retry("timeout".to_owned()),
-            Err(error) if error.is_connect() => Answer::Retry("connect".to_owned()),
-            Err(_) => Answer::Retry("broken".to_owned()),
+            Err(error) => read_failure(&error),
         };
+        self.count_answer(answer)
+    }
+
+    /// Counts `answer` in the ledger by its label and returns it.
+    fn count_answer(&self, answer: Answer) -> Answer {
         let label = match &answer {
             Answer::Results(status, _) => status.to_string(),
             Answer::Retry(label) => label.clone(),
@@ -529,6 +538,18 @@ impl Shared {
         *lock(&self.ledger).answers.entry(label).or_insert(0) += 1;
         answer
     }
+}
+
+/// A request that got no complete answer: retried with the same body.
+fn read_failure(error: &reqwest::Error) -> Answer {
+    let label = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        "broken"
+    };
+    Answer::Retry(label.to_owned())
 }
 
 /// `503 stream_full`: the status and the retry code of the first failed event
