@@ -49,6 +49,8 @@ SQL_FILES = [
     "read_session.sql",
     "read_category.sql",
     "read_errors.sql",
+    "replay_candidates.sql",
+    "replay_stored.sql",
 ]
 RUN_MIGRATIONS_AFTER = "create_schema_migrations.sql"
 
@@ -188,7 +190,8 @@ def run_consumer_sql(runner):
             if binds is None:
                 raise CheckFailed(f"{label}: binds but no '-- example binds:' line")
             result = runner.run(label, bind(statement, split_literals(binds), label))
-            if name in ("read_session.sql", "read_category.sql", "read_errors.sql"):
+            if name in ("read_session.sql", "read_category.sql", "read_errors.sql",
+                        "replay_candidates.sql", "replay_stored.sql"):
                 rows = [line for line in result.splitlines() if line.strip()]
                 if len(rows) != 1:
                     raise CheckFailed(f"{label}: expected the example row once, got {len(rows)}:\n{result}")

@@ -16,6 +16,7 @@
 //! - [`trim`]: purging acknowledged events from a stream that runs full.
 //! - [`status`]: shared state behind `/status` and the pipeline's readiness.
 //! - [`metrics`]: metric names and handles.
+//! - [`replay`]: `eye-consumer replay`, re-validating stored rejects after a schema fix.
 //! - [`run`]: the service itself, used by the binary and by tests.
 
 pub mod config;
@@ -26,6 +27,7 @@ pub mod migrations;
 pub mod monitor;
 pub mod pipeline;
 pub mod puller;
+pub mod replay;
 pub mod rows;
 pub mod sql;
 pub mod status;
@@ -46,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+pub use replay::Tool;
 
 use crate::config::ConfigError;
 use crate::decode::Decoder;
@@ -108,10 +111,7 @@ pub async fn run(
 ) -> Result<(), ConsumerError> {
     config.check()?;
     // Bad schemas stop the start-up here, with the file named, rather than at the first event.
-    let schemas = load_schemas(&config.schemas_dir)?;
-    let validator = Validator::new(schemas)
-        .with_time_rules(config.pipeline.time_rules())
-        .with_limits(config.pipeline.limits());
+    let validator = validator(&config)?;
     let nats = config.nats.connect(BINARY).await?;
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
 
@@ -351,7 +351,18 @@ where
     }
 }
 
-fn load_schemas(dir: &std::path::Path) -> Result<Arc<eye_contract::SchemaRegistry>, ConsumerError> {
+/// The validator of `config`: its schemas, time rules and limits (the
+/// pipeline's and `replay`'s, so both judge an event alike).
+pub fn validator(config: &Config) -> Result<Validator, eye_contract::RegistryError> {
+    let schemas = load_schemas(&config.schemas_dir)?;
+    Ok(Validator::new(schemas)
+        .with_time_rules(config.pipeline.time_rules())
+        .with_limits(config.pipeline.limits()))
+}
+
+fn load_schemas(
+    dir: &std::path::Path,
+) -> Result<Arc<eye_contract::SchemaRegistry>, eye_contract::RegistryError> {
     let schemas = eye_contract::SchemaRegistry::load_dir(dir)?;
     tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
     Ok(Arc::new(schemas))

@@ -24,6 +24,10 @@ pub const READ_SESSION: &str = include_str!("../sql/read_session.sql");
 pub const READ_CATEGORY: &str = include_str!("../sql/read_category.sql");
 /// The recommended read of rejects in a time range.
 pub const READ_ERRORS: &str = include_str!("../sql/read_errors.sql");
+/// One page of the rejects `eye-consumer replay` re-validates.
+pub const REPLAY_CANDIDATES: &str = include_str!("../sql/replay_candidates.sql");
+/// Which of a list of event ids are stored already.
+pub const REPLAY_STORED: &str = include_str!("../sql/replay_stored.sql");
 
 /// The statements of a SQL file, comments removed, without their `;`.
 pub fn statements(text: &str) -> Vec<String> {
@@ -99,6 +103,8 @@ mod tests {
             (READ_SESSION, 1),
             (READ_CATEGORY, 3),
             (READ_ERRORS, 2),
+            (REPLAY_CANDIDATES, 14),
+            (REPLAY_STORED, 1),
         ] {
             assert_eq!(statements(text).len(), 1, "{text}");
             assert_eq!(statement(text).matches('?').count(), binds, "{text}");
