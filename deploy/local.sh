@@ -59,10 +59,12 @@ Commands:
                 foreground. Ctrl-C or SIGTERM stops everything it started;
                 so does any of them dying.
   test [ARGS]   Install what is missing, then run every test suite:
-                cargo test --workspace --locked (ARGS go to cargo test), and
-                deploy/chdb_check.py, which runs every migration and every
-                query on current ClickHouse (chdb-core, pip-installed into
-                target/chdb-venv on first use).
+                cargo test --workspace --locked, except the fault suite (ARGS
+                go to cargo test); deploy/chdb_check.py, which runs every
+                migration and every query on current ClickHouse (chdb-core,
+                pip-installed into target/chdb-venv on first use); and the
+                fault suite (fault-suite/: the release binaries under load,
+                one fault per scenario; builds them, about five minutes).
   help          This text.
 
 Variables (defaults in brackets):
