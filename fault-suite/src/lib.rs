@@ -4,7 +4,8 @@
 //! that every event the gateway answered "accepted" is readable exactly once
 //! and every rejected one is in `/v1/errors`.
 //!
-//! The scenarios are the tests in `tests/faults.rs` (one named test each).
+//! The scenarios are the tests in `tests/faults.rs` (one named test each) and
+//! `tests/cluster.rs` (a three-member NATS cluster losing its stream leader).
 //! They run the release binaries built next to the test binary: run them with
 //! `./deploy/local.sh test` (suite `faults`), or
 //!

@@ -3,6 +3,11 @@
 //! three binaries. Every part can be killed (SIGKILL), stopped (SIGTERM) and
 //! started again on the same port with the same data.
 //!
+//! With [`StackOptions::nats_cluster`], NATS is three `nats-server`s forming a
+//! JetStream cluster from the shipped `deploy/nats/cluster.conf` (its users
+//! and permissions included), the streams are replicated three times, and the
+//! services get every member's URL and log in as their NATS users.
+//!
 //! Start-up and the process operations block (they poll with deadlines), so
 //! the async helpers run them with `block_in_place`: the load keeps running
 //! on the other runtime threads meanwhile. Tests need the multi-thread runtime.
@@ -10,6 +15,8 @@
 use std::time::{Duration, Instant};
 
 use eye_testkit::{ChildService, ClickHouseServer, NatsServer};
+
+use async_nats::jetstream::stream::{ClusterInfo, Info as StreamInfo};
 
 use crate::binaries;
 
@@ -28,7 +35,15 @@ pub struct StackOptions {
     /// Stream flags (`--stream-*`), given to the gateway and the consumers
     /// alike: both create or update the streams at start-up.
     pub stream_args: Vec<String>,
+    /// Three `nats-server`s in one JetStream cluster
+    /// (`deploy/nats/cluster.conf`) instead of one server, and the streams
+    /// replicated three times (`--stream-replicas 3` unless `stream_args`
+    /// set it).
+    pub nats_cluster: bool,
 }
+
+/// Members of the NATS cluster with [`StackOptions::nats_cluster`].
+pub const CLUSTER_SIZE: usize = 3;
 
 /// The events stream's byte limit unless a scenario sets its own: 1 GiB.
 /// JetStream reserves the limit of every file stream on disk when the stream is
@@ -44,14 +59,20 @@ impl Default for StackOptions {
             gateway_args: Vec::new(),
             consumer_args: Vec::new(),
             stream_args: vec!["--stream-max-bytes".into(), STREAM_MAX_BYTES.into()],
+            nats_cluster: false,
         }
     }
 }
 
 /// A running stack.
 pub struct Stack {
-    /// The JetStream server (kept store and port across restarts).
+    /// The JetStream server (kept store and port across restarts); with
+    /// [`StackOptions::nats_cluster`], the cluster's first member.
     pub nats: NatsServer,
+    /// The cluster's other members (none on a single server).
+    pub nats_peers: Vec<NatsServer>,
+    /// The passwords of the NATS users, when NATS requires them (cluster).
+    nats_login: Option<NatsLogin>,
     /// The ClickHouse server (kept data and ports across restarts).
     pub clickhouse: ClickHouseServer,
     /// The database the consumer writes and the query service reads.
@@ -79,17 +100,43 @@ impl Stack {
     /// If a part cannot start; the message quotes its log.
     pub async fn start(options: StackOptions) -> Stack {
         let started = Instant::now();
-        let (nats, clickhouse) = blocking(|| {
-            let nats = NatsServer::start().unwrap_or_else(|e| panic!("nats-server: {e}"));
+        let mut options = options;
+        let nats_login = options.nats_cluster.then(NatsLogin::fresh);
+        let (mut nats_members, clickhouse) = blocking(|| {
+            let nats = match &nats_login {
+                None => NatsServer::start().map(|server| vec![server]),
+                Some(login) => login.server().start_cluster(CLUSTER_SIZE),
+            }
+            .unwrap_or_else(|e| panic!("nats-server: {e}"));
             let clickhouse =
                 ClickHouseServer::start().unwrap_or_else(|e| panic!("clickhouse-server: {e}"));
             (nats, clickhouse)
         });
+        let nats = nats_members.remove(0);
+        let nats_peers = nats_members;
         let database = eye_testkit::unique_name("faults");
         let schemas = eye_testkit::schemas_dir().display().to_string();
         let clients = binaries::clients_file().display().to_string();
-        let nats_url = nats.url();
+        let nats_url = std::iter::once(&nats)
+            .chain(&nats_peers)
+            .map(NatsServer::url)
+            .collect::<Vec<_>>()
+            .join(",");
         let clickhouse_url = clickhouse.http_url();
+        if let Some(login) = &nats_login {
+            if !options.stream_args.iter().any(|a| a == "--stream-replicas") {
+                options.stream_args.extend([
+                    "--stream-replicas".to_owned(),
+                    CLUSTER_SIZE.to_string(),
+                ]);
+            }
+            options
+                .gateway_args
+                .extend(login.flags(true));
+            options
+                .consumer_args
+                .extend(login.flags(false));
+        }
 
         let consumer_args = {
             let (schemas, nats_url, clickhouse_url, database) = (
@@ -185,6 +232,8 @@ impl Stack {
         });
         let stack = Stack {
             nats,
+            nats_peers,
+            nats_login,
             clickhouse,
             database,
             gateway,
@@ -203,7 +252,11 @@ impl Stack {
         println!(
             "  stack ready in {:.1}s (nats {}, clickhouse {}, gateway {}, {} consumer(s), query {})",
             started.elapsed().as_secs_f64(),
-            stack.nats.port(),
+            stack
+                .nats_members()
+                .map(|member| member.port().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
             stack.clickhouse.http_port(),
             stack.gateway.port(),
             stack.consumers.len(),
@@ -275,8 +328,14 @@ impl Stack {
     /// The end of every process's log, for failure messages.
     pub fn log_tails(&self) -> String {
         let mut out = String::new();
+        for member in self.nats_members() {
+            out.push_str(&format!(
+                "\n===== nats-server {} =====\n{}",
+                member.name(),
+                member.log_tail()
+            ));
+        }
         for (what, tail) in [
-            ("nats-server", self.nats.log_tail()),
             ("clickhouse-server", self.clickhouse.log_tail()),
             ("gateway", self.gateway.log_tail()),
             ("query", self.query.log_tail()),
@@ -292,23 +351,68 @@ impl Stack {
         out
     }
 
-    /// A JetStream context on the stack's NATS.
+    /// A JetStream context on the stack's NATS (on a cluster: any live
+    /// member, as the consumer's user, which may read the streams' state).
+    ///
+    /// # Panics
+    /// If no member can be reached.
     pub async fn jetstream(&self) -> async_nats::jetstream::Context {
-        async_nats::jetstream::new(self.nats.connect().await)
+        let Some(login) = &self.nats_login else {
+            return async_nats::jetstream::new(self.nats.connect().await);
+        };
+        let urls: Vec<String> = self.nats_members().map(NatsServer::url).collect();
+        let client = async_nats::ConnectOptions::with_user_and_password(
+            CONSUMER_USER.to_owned(),
+            login.consumer.clone(),
+        )
+        .connection_timeout(Duration::from_secs(5))
+        .connect(urls.as_slice())
+        .await
+        .unwrap_or_else(|e| panic!("connecting to the NATS cluster {urls:?}: {e}"));
+        async_nats::jetstream::new(client)
+    }
+
+    /// Every NATS server: the first, then the cluster's other members.
+    pub fn nats_members(&self) -> impl Iterator<Item = &NatsServer> {
+        std::iter::once(&self.nats).chain(&self.nats_peers)
+    }
+
+    /// The NATS server named `name` (`server_name`, as JetStream names a
+    /// stream's leader and replicas).
+    pub fn nats_member_mut(&mut self, name: &str) -> Option<&mut NatsServer> {
+        std::iter::once(&mut self.nats)
+            .chain(&mut self.nats_peers)
+            .find(|member| member.name() == name)
+    }
+
+    /// Stream `name`'s replication state: its leader and replicas (`None`
+    /// on a single server).
+    pub async fn stream_cluster(&self, name: &str) -> Result<Option<ClusterInfo>, String> {
+        // Polled during a leader election: a stream without a leader may not
+        // answer, and the default 5 s would blur the measured time.
+        let info = self.stream_info(name, Duration::from_secs(1)).await?;
+        Ok(info.cluster)
     }
 
     /// Messages in stream `name` (0 if it cannot be read).
     pub async fn stream_messages(&self, name: &str) -> Result<u64, String> {
-        let js = self.jetstream().await;
+        let info = self.stream_info(name, Duration::from_secs(5)).await?;
+        Ok(info.state.messages)
+    }
+
+    /// Stream `name`'s info, asked with JetStream request timeout `timeout`.
+    async fn stream_info(&self, name: &str, timeout: Duration) -> Result<StreamInfo, String> {
+        let mut js = self.jetstream().await;
+        js.set_timeout(timeout);
         let mut stream = js
             .get_stream(name)
             .await
             .map_err(|e| format!("stream {name}: {e}"))?;
-        let info = stream
+        stream
             .info()
             .await
-            .map_err(|e| format!("stream {name} info: {e}"))?;
-        Ok(info.state.messages)
+            .cloned()
+            .map_err(|e| format!("stream {name} info: {e}"))
     }
 
     /// Stops ClickHouse (SIGTERM, then SIGKILL after its grace).
@@ -336,6 +440,54 @@ impl Stack {
     /// A ClickHouse client (user `default`) on the stack's database.
     pub fn clickhouse_client(&self) -> clickhouse::Client {
         self.clickhouse.client(&self.database)
+    }
+}
+
+/// The gateway's NATS user in `deploy/nats/auth.conf`.
+const GATEWAY_USER: &str = "eye_gateway";
+/// The consumer's NATS user in `deploy/nats/auth.conf`.
+const CONSUMER_USER: &str = "eye_consumer";
+
+/// Fresh passwords of the users in `deploy/nats/auth.conf`.
+struct NatsLogin {
+    gateway: String,
+    consumer: String,
+    demo: String,
+}
+
+impl NatsLogin {
+    fn fresh() -> NatsLogin {
+        NatsLogin {
+            gateway: eye_testkit::unique_name("gw"),
+            consumer: eye_testkit::unique_name("co"),
+            demo: eye_testkit::unique_name("de"),
+        }
+    }
+
+    /// A member of the shipped cluster configuration with these passwords.
+    fn server(&self) -> eye_testkit::NatsServerBuilder {
+        let config =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/nats/cluster.conf");
+        NatsServer::builder()
+            .config_file(config)
+            .env("EYE_NATS_GATEWAY_PASSWORD", &self.gateway)
+            .env("EYE_NATS_CONSUMER_PASSWORD", &self.consumer)
+            .env("EYE_NATS_DEMO_PASSWORD", &self.demo)
+    }
+
+    /// The NATS flags of the gateway, or else of the consumer.
+    fn flags(&self, gateway: bool) -> [String; 4] {
+        let (user, password) = if gateway {
+            (GATEWAY_USER, &self.gateway)
+        } else {
+            (CONSUMER_USER, &self.consumer)
+        };
+        [
+            "--nats-user".to_owned(),
+            user.to_owned(),
+            "--nats-password".to_owned(),
+            password.clone(),
+        ]
     }
 }
 

@@ -16,7 +16,8 @@
 //!   [`unique_name`]d streams, consumers and databases. A test that kills or
 //!   restarts a server starts its own.
 //!
-//! Module map: [`service`] (running our own services in a test), [`NatsServer`] (`nats_server.rs`), [`ClickHouseServer`]
+//! Module map: [`service`] (running our own services in a test), [`NatsServer`] (`nats_server.rs`), JetStream clusters of them
+//! ([`NatsServerBuilder::start_cluster`], `nats_cluster.rs`), [`ClickHouseServer`]
 //! (`clickhouse_server.rs`, configured from `deploy/clickhouse/*.xml`), the
 //! process plumbing (`process.rs`), temporary directories (`workdir.rs`),
 //! ports (`ports.rs`), binaries (`binary.rs`), readiness probes (`probe.rs`).
@@ -34,6 +35,7 @@ mod binary;
 mod child_service;
 mod clickhouse_server;
 mod error;
+mod nats_cluster;
 mod nats_server;
 mod ports;
 mod probe;
@@ -50,6 +52,7 @@ use std::time::SystemTime;
 pub use child_service::ChildService;
 pub use clickhouse_server::ClickHouseServer;
 pub use error::HarnessError;
+pub use nats_cluster::{CLUSTER_NAME_ENV, CLUSTER_PORT_ENV, ROUTES_ENV};
 pub use nats_server::{NatsServer, NatsServerBuilder};
 pub use ports::closed_port;
 

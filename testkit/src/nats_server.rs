@@ -75,13 +75,6 @@ impl NatsServer {
             path.join("nats-server.log"),
             Vec::new(),
         );
-        let mut envs = options.envs;
-        if options.config.is_some() {
-            // A file with a jetstream block names its own store (a second one
-            // from -sd is refused): deploy/nats/*.conf read it from here.
-            envs.push((STORE_DIR_ENV.to_owned(), store_dir.display().to_string()));
-        }
-        process.set_envs(envs);
         let config = match options.config {
             Some(file) => Some(
                 std::path::absolute(&file)
@@ -93,6 +86,21 @@ impl NatsServer {
         loop {
             attempt += 1;
             let [port, monitor_port] = free_ports::<2>()?;
+            let mut envs = options.envs.clone();
+            if config.is_some() {
+                // A file with a jetstream block names its own store (a second
+                // one from -sd is refused): deploy/nats/*.conf read it from
+                // here. The name and ports are the flags' (which win over the
+                // file), but a file may refer to them and a missing variable
+                // stops the server.
+                envs.extend([
+                    (STORE_DIR_ENV.to_owned(), store_dir.display().to_string()),
+                    (SERVER_NAME_ENV.to_owned(), name.clone()),
+                    (PORT_ENV.to_owned(), port.to_string()),
+                    (MONITOR_PORT_ENV.to_owned(), monitor_port.to_string()),
+                ]);
+            }
+            process.set_envs(envs);
             process.set_args(args(
                 config.as_deref(),
                 port,
@@ -163,6 +171,35 @@ impl NatsServer {
         format!("http://127.0.0.1:{}", self.monitor_port)
     }
 
+    /// The server's name (`server_name`, unique to this instance and kept
+    /// across restarts): JetStream names a stream's leader and replicas by it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Waits until `/healthz` answers 200: on a cluster member, JetStream is
+    /// in contact with the meta leader and every stream and consumer it hosts
+    /// has caught up. Returns how long that took.
+    pub fn wait_healthy(&mut self, timeout: Duration) -> Result<Duration, HarnessError> {
+        self.wait_monitor(timeout, |monitor_port| {
+            match probe::http(monitor_port, "GET", "/healthz", "")? {
+                (200, _) => Ok(()),
+                (status, body) => Err(format!("/healthz answered {status}: {body}")),
+            }
+        })
+    }
+
+    /// Polls `check(monitoring port)` until it passes, the server exits, or
+    /// `timeout` passes.
+    pub(crate) fn wait_monitor(
+        &mut self,
+        timeout: Duration,
+        check: impl Fn(u16) -> Result<(), String>,
+    ) -> Result<Duration, HarnessError> {
+        let monitor_port = self.monitor_port;
+        self.process.wait_ready(timeout, || check(monitor_port))
+    }
+
     /// The JetStream store directory (`-sd`), kept across restarts.
     pub fn store_dir(&self) -> &Path {
         &self.store_dir
@@ -220,6 +257,12 @@ impl NatsServer {
 
 /// The variable a configuration file's `store_dir` is read from.
 const STORE_DIR_ENV: &str = "EYE_NATS_STORE_DIR";
+/// The variable a configuration file's `server_name` is read from.
+const SERVER_NAME_ENV: &str = "EYE_NATS_SERVER_NAME";
+/// The variable a configuration file's client `port` is read from.
+const PORT_ENV: &str = "EYE_NATS_PORT";
+/// The variable a configuration file's `http_port` is read from.
+const MONITOR_PORT_ENV: &str = "EYE_NATS_MONITOR_PORT";
 
 /// How to start a [`NatsServer`]; by default exactly as [`NatsServer::start`].
 #[derive(Debug, Default, Clone)]
@@ -234,7 +277,9 @@ impl NatsServerBuilder {
     /// address, overriding the file; everything else (users, permissions,
     /// `include`s relative to the file) comes from it. The JetStream store
     /// is the file's `store_dir`: the harness sets `EYE_NATS_STORE_DIR` to
-    /// its own temporary store, which deploy/nats/*.conf use.
+    /// its own temporary store, which deploy/nats/*.conf use, and
+    /// `EYE_NATS_SERVER_NAME`, `EYE_NATS_PORT` and `EYE_NATS_MONITOR_PORT` to
+    /// the name and ports it chose.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config = Some(path.into());
         self

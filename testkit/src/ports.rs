@@ -12,16 +12,25 @@ use crate::HarnessError;
 
 /// `N` distinct ports that were free on 127.0.0.1 a moment ago.
 pub(crate) fn free_ports<const N: usize>() -> Result<[u16; N], HarnessError> {
-    // Hold every listener until all are chosen, so the ports are distinct.
-    let mut listeners = Vec::with_capacity(N);
     let mut ports = [0u16; N];
-    for port in &mut ports {
+    ports.copy_from_slice(&free_port_list(N)?);
+    Ok(ports)
+}
+
+/// `n` distinct ports that were free on 127.0.0.1 a moment ago.
+pub(crate) fn free_port_list(n: usize) -> Result<Vec<u16>, HarnessError> {
+    // Hold every listener until all are chosen, so the ports are distinct.
+    let mut listeners = Vec::with_capacity(n);
+    let mut ports = Vec::with_capacity(n);
+    for _ in 0..n {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .map_err(|e| HarnessError::io("binding 127.0.0.1:0 to find a free port", e))?;
-        *port = listener
-            .local_addr()
-            .map_err(|e| HarnessError::io("reading the address of a free port", e))?
-            .port();
+        ports.push(
+            listener
+                .local_addr()
+                .map_err(|e| HarnessError::io("reading the address of a free port", e))?
+                .port(),
+        );
         listeners.push(listener);
     }
     Ok(ports)
