@@ -3,12 +3,20 @@
 //! background until the streams exist — and sets them up again whenever a
 //! publish finds its stream missing (a NATS server that lost its store, an
 //! operator who deleted a stream), so the gateway heals without a restart.
+//!
+//! "No stream" is what a publish hears both when a stream is gone and while a
+//! NATS cluster elects a new stream leader (nothing answers the subject for a
+//! few seconds). So a publish that found no stream only asks for a check: the
+//! gateway goes "not ready" and sets the streams up again when the server
+//! says a stream does not exist, and otherwise stays ready, so publishing
+//! resumes the moment a new leader is elected.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream;
+use async_nats::jetstream::context::GetStreamErrorKind;
+use async_nats::jetstream::{self, ErrorCode};
 use eye_server_kit::jetstream::{create_or_update_streams, StreamArgs};
 use eye_server_kit::ops::ReadinessCheck;
 use futures::future::BoxFuture;
@@ -21,6 +29,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one check of the streams' existence may take.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after a check, so a burst of failing publishes is one check at a time.
+const CHECK_PAUSE: Duration = Duration::from_millis(250);
 
 /// Whether the streams are known to exist, and the way to ask for them again.
 #[derive(Debug, Default)]
@@ -40,12 +52,9 @@ impl Streams {
         self.ready.load(Ordering::Acquire)
     }
 
-    /// A publish found no stream for its subject: not ready until they are set
-    /// up again.
+    /// A publish found no stream for its subject: check whether one is
+    /// missing (then not ready until they are set up again).
     pub fn lost(&self) {
-        if self.ready.swap(false, Ordering::AcqRel) {
-            tracing::warn!("a JetStream stream is missing; setting the streams up again");
-        }
         self.lost.notify_one();
     }
 
@@ -61,9 +70,20 @@ impl Streams {
             if !self.set_up(&js, &args, &shutdown).await {
                 return;
             }
-            tokio::select! {
-                _ = self.lost.notified() => {}
-                _ = shutdown.cancelled() => return,
+            loop {
+                tokio::select! {
+                    _ = self.lost.notified() => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                if let Some(stream) = missing_stream(&js, &args).await {
+                    self.ready.store(false, Ordering::Release);
+                    tracing::warn!(%stream, "a JetStream stream is missing; setting the streams up again");
+                    break;
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(CHECK_PAUSE) => {}
+                    _ = shutdown.cancelled() => return,
+                }
             }
         }
     }
@@ -96,6 +116,29 @@ impl Streams {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     }
+}
+
+/// The first of the streams the server says does not exist. A stream that
+/// cannot be asked about (no leader during an election, a timeout) counts as
+/// present: only the server's "stream not found" makes the gateway set the
+/// streams up again.
+async fn missing_stream(js: &jetstream::Context, args: &StreamArgs) -> Option<String> {
+    for config in args.all_configs() {
+        let asked = tokio::time::timeout(CHECK_TIMEOUT, js.get_stream(&config.name)).await;
+        match asked {
+            Ok(Err(error)) => match error.kind() {
+                GetStreamErrorKind::JetStream(error)
+                    if error.error_code() == ErrorCode::STREAM_NOT_FOUND =>
+                {
+                    return Some(config.name);
+                }
+                _ => tracing::debug!(stream = %config.name, %error, "cannot tell whether the stream exists (a leader election?)"),
+            },
+            Ok(Ok(_)) => {}
+            Err(_) => tracing::debug!(stream = %config.name, "no answer about the stream in time (a leader election?)"),
+        }
+    }
+    None
 }
 
 /// Ready once the streams exist.

@@ -134,10 +134,23 @@ async fn a_deleted_stream_is_set_up_again_without_a_restart() {
     let answer = gw.send(&party(2)).await;
     assert_eq!(answer.status, 503, "{answer:?}");
     assert_eq!(answer.body["results"][0]["code"], "broker_unavailable");
+    // That publish made the gateway check, find the stream missing, and set
+    // it up again: the same event is then accepted.
+    let started = Instant::now();
+    loop {
+        let answer = gw.send(&party(2)).await;
+        if answer.status == 202 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still refused 10 s after the stream was deleted: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     gw.service
         .wait_for_status("/readyz", 200, Duration::from_secs(10))
         .await;
-    assert_eq!(gw.send(&party(2)).await.status, 202);
     wait_for_messages(
         &client,
         EVENTS_STREAM,
@@ -209,7 +222,7 @@ async fn past_the_in_flight_bound_requests_are_refused_not_queued() {
         &nats.url(),
         &[
             "--publish-timeout",
-            "2s",
+            "5s",
             "--max-events-per-request",
             "2",
             "--max-inflight-publishes",
@@ -239,8 +252,9 @@ async fn past_the_in_flight_bound_requests_are_refused_not_queued() {
         if gw.metric("eye_gateway_inflight_publishes").await == 2.0 {
             break gw.send(&party(3)).await;
         }
+        // Well inside the publish timeout, also on a busy machine.
         assert!(
-            started.elapsed() < Duration::from_secs(2),
+            started.elapsed() < Duration::from_secs(4),
             "the first request never got in"
         );
     };
