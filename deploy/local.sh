@@ -60,7 +60,8 @@ Commands:
                 so does any of them dying.
   test [ARGS]   Install what is missing, then run every test suite:
                 cargo test --workspace --locked, except the fault suite (ARGS
-                go to cargo test); deploy/chdb_check.py, which runs every
+                go to cargo test); cargo doc of the client crate with
+                warnings as errors; deploy/chdb_check.py, which runs every
                 migration and every query on current ClickHouse (chdb-core,
                 pip-installed into target/chdb-venv on first use); and the
                 fault suite (fault-suite/: the release binaries under load,
@@ -209,6 +210,7 @@ stop_system_service() {
 # if any failed. Add later suites to this list.
 readonly TEST_SUITES=(
     suite_rust
+    suite_docs
     suite_chdb
     suite_faults
 )
@@ -217,6 +219,12 @@ suite_rust() {
     # Not nextest: the integration tests share one server per test binary.
     # The fault suite has its own suite (release binaries, one test at a time).
     cargo test --workspace --exclude fault-suite --locked --no-fail-fast "$@"
+}
+
+# The client crate's API documentation builds without a warning (broken
+# links, missing docs). Ignores ARGS (they are for suite_rust's cargo test).
+suite_docs() {
+    RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps -p eye-client
 }
 
 # The fault suite (fault-suite/): the whole stack as separate processes under
