@@ -6,14 +6,15 @@
 
 -- a session
 SELECT event_id, client_id, toString(session_id) AS sid, category, name, data, timestamp_us
-FROM events FINAL
+FROM events
 WHERE session_id = toUUID('e2085be5-9137-4e4e-80b5-f1ffddc25423')
 ORDER BY timestamp_us, event_id, client_id
+LIMIT 1 BY session_id, timestamp_us, client_id, event_id
 LIMIT 101;
 
 -- a session, every filter, a client's token, a cursor
 SELECT event_id, client_id, toString(session_id) AS sid, category, name, data, timestamp_us
-FROM events FINAL
+FROM events
 WHERE session_id = toUUID('e2085be5-9137-4e4e-80b5-f1ffddc25423')
   AND category = 'party'
   AND name = 'AppName'
@@ -22,18 +23,20 @@ WHERE session_id = toUUID('e2085be5-9137-4e4e-80b5-f1ffddc25423')
   AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
   AND timestamp_us >= 1632600000000000 AND (timestamp_us > 1632600000000000 OR event_id > 'e0' OR (event_id = 'e0' AND client_id > 'demo'))
 ORDER BY timestamp_us, event_id, client_id
+LIMIT 1 BY session_id, timestamp_us, client_id, event_id
 LIMIT 11;
 
 -- events, no filter
 SELECT event_id, client_id, toString(session_id) AS sid, category, name, data, timestamp_us
-FROM events_by_category FINAL
+FROM events_by_category
 WHERE 1
 ORDER BY timestamp_us, event_id, client_id
+LIMIT 1 BY category, timestamp_us, client_id, event_id, session_id
 LIMIT 101;
 
 -- events by category, name and time, a client's token, a cursor
 SELECT event_id, client_id, toString(session_id) AS sid, category, name, data, timestamp_us
-FROM events_by_category FINAL
+FROM events_by_category
 WHERE 1
   AND category = 'party'
   AND name = 'AppName'
@@ -42,19 +45,20 @@ WHERE 1
   AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
   AND timestamp_us >= 1632600000000000 AND (timestamp_us > 1632600000000000 OR event_id > 'e0' OR (event_id = 'e0' AND client_id > 'demo'))
 ORDER BY timestamp_us, event_id, client_id
+LIMIT 1 BY category, timestamp_us, client_id, event_id, session_id
 LIMIT 11;
 
 -- sessions, no filter
-SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, count() AS event_count, arraySort(groupUniqArray(category)) AS categories
-FROM events FINAL
+SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
+FROM events
 WHERE 1
 GROUP BY session_id
 ORDER BY first_us, sid
 LIMIT 101;
 
 -- sessions of a category in a range, a client's token, a cursor
-SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, count() AS event_count, arraySort(groupUniqArray(category)) AS categories
-FROM events FINAL
+SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
+FROM events
 WHERE 1
   AND client_id = 'demo'
   AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
@@ -69,8 +73,8 @@ ORDER BY first_us, sid
 LIMIT 11;
 
 -- sessions of a category in a range, newest first, a cursor
-SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, count() AS event_count, arraySort(groupUniqArray(category)) AS categories
-FROM events FINAL
+SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
+FROM events
 WHERE 1
   AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
   AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
@@ -84,14 +88,15 @@ LIMIT 11;
 
 -- rejects, no filter
 SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated
-FROM event_errors FINAL
+FROM event_errors
 WHERE 1
 ORDER BY received_us, reject_id
+LIMIT 1 BY client_id, received_at, reject_id
 LIMIT 101;
 
 -- rejects by code, client and time, a cursor
 SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated
-FROM event_errors FINAL
+FROM event_errors
 WHERE 1
   AND client_id = 'demo'
   AND code = 'invalid_session_id'
@@ -99,11 +104,12 @@ WHERE 1
   AND received_us < 1632700000000000 AND received_at <= toDateTime(1632699999, 'UTC')
   AND received_us >= 1632600000000000 AND (received_us > 1632600000000000 OR reject_id > 'e0')
 ORDER BY received_us, reject_id
+LIMIT 1 BY client_id, received_at, reject_id
 LIMIT 11;
 
 -- events per hour in a range
-SELECT toUInt32(toStartOfHour(timestamp)) AS hour, count() AS events
-FROM events_by_category FINAL
+SELECT toUInt32(toStartOfHour(timestamp)) AS hour, uniqExact(category, timestamp_us, client_id, event_id, session_id) AS events
+FROM events_by_category
 WHERE 1
   AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
   AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
@@ -111,8 +117,8 @@ GROUP BY hour
 ORDER BY hour;
 
 -- events per hour of a category and name, a client's token
-SELECT toUInt32(toStartOfHour(timestamp)) AS hour, count() AS events
-FROM events_by_category FINAL
+SELECT toUInt32(toStartOfHour(timestamp)) AS hour, uniqExact(category, timestamp_us, client_id, event_id, session_id) AS events
+FROM events_by_category
 WHERE 1
   AND category = 'party'
   AND name = 'AppName'
@@ -123,8 +129,8 @@ GROUP BY hour
 ORDER BY hour;
 
 -- rejects per hour and code in a range
-SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, count() AS errors
-FROM event_errors FINAL
+SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, uniqExact(client_id, received_at, reject_id) AS errors
+FROM event_errors
 WHERE 1
   AND received_us >= 1632600000000000 AND received_at >= toDateTime(1632600000, 'UTC')
   AND received_us < 1632700000000000 AND received_at <= toDateTime(1632699999, 'UTC')
@@ -132,8 +138,8 @@ GROUP BY hour, code
 ORDER BY hour, code;
 
 -- rejects per hour of a code and client
-SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, count() AS errors
-FROM event_errors FINAL
+SELECT toUInt32(toStartOfHour(received_at)) AS hour, code, uniqExact(client_id, received_at, reject_id) AS errors
+FROM event_errors
 WHERE 1
   AND client_id = 'demo'
   AND code = 'invalid_session_id'

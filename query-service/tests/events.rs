@@ -196,28 +196,115 @@ async fn pages_of_ten_cover_25_events_without_gaps_or_repeats_even_while_events_
     );
 }
 
+/// Stops background merges of `tables` in the stack's database, so copies
+/// stay in separate parts for as long as the test reads them.
+async fn stop_merges(stack: &Stack, tables: &[&str]) {
+    for table in tables {
+        stack
+            .writer
+            .query(&format!("SYSTEM STOP MERGES {table}"))
+            .execute()
+            .await
+            .expect("merges stop");
+    }
+}
+
+/// Rows stored in `table` (copies included) and its active parts.
+async fn stored(stack: &Stack, table: &str) -> (u64, u64) {
+    let rows: u64 = stack
+        .writer
+        .query(&format!("SELECT count() FROM {table}"))
+        .fetch_one()
+        .await
+        .expect("count");
+    let parts: u64 = stack
+        .writer
+        .query("SELECT count() FROM system.parts WHERE database = ? AND table = ? AND active")
+        .bind(&stack.database)
+        .bind(table)
+        .fetch_one()
+        .await
+        .expect("parts");
+    (rows, parts)
+}
+
 #[tokio::test]
 async fn duplicate_rows_are_returned_once() {
     let stack = Stack::start("q_dups", &[]).await;
+    // No merge may remove a copy while we read: what is proven here is the
+    // read-side dedup alone, as right after a redelivery.
+    stop_merges(&stack, &["events", "events_by_category", "event_errors"]).await;
     let s = Uuid::new_v4();
     let rows: Vec<_> = (0..5)
         .map(|i| event(s, &format!("d{i}"), "party", "Click", T0 + i))
         .collect();
-    // Three inserts of the same rows: three parts, not merged yet.
+    let rejects: Vec<_> = (0..3)
+        .map(|i| reject(&format!("r{i}"), "demo", "invalid_timestamp", T0 + i))
+        .collect();
+    // Three inserts of the same rows: three parts, each holding every row.
     for _ in 0..3 {
         stack.insert(&rows).await;
+        stack.insert_errors(&rejects).await;
     }
+    for table in ["events", "events_by_category"] {
+        assert_eq!(stored(&stack, table).await, (15, 3), "{table}");
+    }
+    assert_eq!(stored(&stack, "event_errors").await, (9, 3));
+
     let want = ["d0", "d1", "d2", "d3", "d4"];
     let body = stack.admin(&format!("/v1/sessions/{s}/events")).await;
     assert_eq!(ids(body["events"].as_array().expect("events")), want);
     let body = stack.admin("/v1/events?category=party").await;
     assert_eq!(ids(body["events"].as_array().expect("events")), want);
-    let pages = stack
-        .all_pages(&format!("/v1/sessions/{s}/events?limit=2"), "events")
+    let body = stack
+        .admin(&format!("/v1/events?session_id={s}&name=Click"))
         .await;
-    assert_eq!(pages.iter().flat_map(|p| ids(p)).collect::<Vec<_>>(), want);
+    assert_eq!(ids(body["events"].as_array().expect("events")), want);
+    // Pages of 2: a copy never takes a row's place in a page.
+    for path in [
+        format!("/v1/sessions/{s}/events?limit=2"),
+        "/v1/events?category=party&limit=2".to_owned(),
+    ] {
+        let pages = stack.all_pages(&path, "events").await;
+        assert_eq!(
+            pages.iter().map(Vec::len).collect::<Vec<_>>(),
+            [2, 2, 1],
+            "{path}"
+        );
+        assert_eq!(
+            pages.iter().flat_map(|p| ids(p)).collect::<Vec<_>>(),
+            want,
+            "{path}"
+        );
+    }
     let body = stack.admin("/v1/sessions").await;
+    assert_eq!(body["sessions"].as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(body["sessions"][0]["events"], 5, "{body}");
+    let body = stack.admin("/v1/sessions?category=party").await;
+    assert_eq!(body["sessions"][0]["events"], 5, "{body}");
+    let body = stack.admin("/v1/errors").await;
+    let errors = body["errors"].as_array().expect("errors");
+    let reject_ids: Vec<_> = errors.iter().map(|r| r["reject_id"].clone()).collect();
+    assert_eq!(
+        reject_ids,
+        [json!("r0"), json!("r1"), json!("r2")],
+        "{body}"
+    );
+    let pages = stack.all_pages("/v1/errors?limit=2", "errors").await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 1]);
+    let range = format!(
+        "from={}&to={}",
+        enc(&at(T0 - 3_600_000_000)),
+        enc(&at(T0 + 3_600_000_000))
+    );
+    let body = stack
+        .admin(&format!("/v1/stats/events_per_hour?{range}"))
+        .await;
+    assert_eq!(body["hours"][0]["events"], 5, "{body}");
+    let body = stack
+        .admin(&format!("/v1/stats/errors_per_hour?{range}"))
+        .await;
+    assert_eq!(body["hours"][0]["errors"], 3, "{body}");
     let ndjson = stack
         .http
         .get(stack.service.url(&format!("/v1/sessions/{s}/events")))
@@ -230,6 +317,9 @@ async fn duplicate_rows_are_returned_once() {
         .await
         .expect("body");
     assert_eq!(ndjson.lines().count(), 5, "{ndjson}");
+    // Still unmerged: the reads above deduplicated on their own.
+    assert_eq!(stored(&stack, "events").await, (15, 3));
+    assert_eq!(stored(&stack, "event_errors").await, (9, 3));
 }
 
 #[tokio::test]

@@ -149,8 +149,8 @@ async fn a_200k_row_ndjson_export_streams_in_bounded_memory() {
     let last: serde_json::Value = serde_json::from_slice(last_line).expect("JSON line");
     assert_eq!(last["event_id"], format!("x{:07}", ROWS - 1));
     // No ratio of first-byte to total time is asserted: ClickHouse sorts
-    // the whole result before its first row (18.16 cannot read in order
-    // with FINAL), so the first byte's time is the query's, and the proof of
+    // the whole result before its first row (18.16 cannot read in order,
+    // and `LIMIT 1 BY` follows the sort), so the first byte's time is the query's, and the proof of
     // streaming is the running query above and the memory below.
     assert!(
         (grown_mib as usize) < bytes / (1024 * 1024) / 2,
