@@ -7,11 +7,16 @@
 //! In-flight events are bounded over all requests; past the bound a request is
 //! refused (`overloaded`) rather than queued.
 //!
-//! Rejects: published in the background with a bounded wait. Recording a reject
-//! must never fail or delay the answer for the accepted events, so a reject
-//! that cannot be published is counted and logged, nothing more.
+//! Rejects: published in the background. Recording a reject must never fail or
+//! delay the answer for the accepted events, so a reject that cannot be
+//! published (NATS unreachable, a NATS cluster electing the rejects stream's
+//! leader) is tried again with backoff for [`REJECT_RETRY_FOR`], its reject id
+//! as `Nats-Msg-Id` so a retry is stored once; then it is counted and logged.
+//! At most [`MAX_REJECTS_RETRYING`] wait for a retry at once (memory is bounded
+//! when NATS stays away); past that, a failed reject is given up at once.
 
 use std::future::IntoFuture;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +35,15 @@ use tokio_util::task::TaskTracker;
 use crate::metrics::Metrics;
 use crate::streams::Streams;
 
+/// How long a reject that could not be published is tried again.
+pub const REJECT_RETRY_FOR: Duration = Duration::from_secs(30);
+/// Most rejects waiting for a retry at once, over all requests.
+pub const MAX_REJECTS_RETRYING: usize = 10_000;
+/// First pause before a reject is tried again; doubled up to [`REJECT_RETRY_MAX_PAUSE`].
+const REJECT_RETRY_FIRST_PAUSE: Duration = Duration::from_millis(100);
+/// Longest pause between two tries of a reject.
+const REJECT_RETRY_MAX_PAUSE: Duration = Duration::from_secs(2);
+
 /// Publishes events and rejects; shared by all requests.
 #[derive(Debug)]
 pub struct Publisher {
@@ -40,6 +54,8 @@ pub struct Publisher {
     timeout: Duration,
     metrics: Metrics,
     background: TaskTracker,
+    /// Rejects waiting for a retry (see [`MAX_REJECTS_RETRYING`]).
+    rejects_retrying: AtomicUsize,
 }
 
 /// How a [`Publisher`] is set up.
@@ -74,6 +90,7 @@ impl Publisher {
             timeout: config.timeout,
             metrics: config.metrics,
             background: TaskTracker::new(),
+            rejects_retrying: AtomicUsize::new(0),
         }
     }
 
@@ -161,7 +178,7 @@ impl Publisher {
         let subject = rejects_subject(client);
         self.background.spawn(async move {
             let n = rejects.len();
-            let failed = this.send_rejects(subject, rejects).await;
+            let failed = this.record_rejects(&subject, rejects).await;
             if failed > 0 {
                 this.metrics
                     .reject_publish_failures
@@ -171,33 +188,84 @@ impl Publisher {
         });
     }
 
-    /// Sends rejects and waits for their acknowledgements; returns how many failed.
-    async fn send_rejects(&self, subject: String, rejects: Vec<Reject>) -> usize {
+    /// Publishes `rejects`, trying the failed ones again with backoff for
+    /// [`REJECT_RETRY_FOR`] (not once shutting down); how many were given up.
+    async fn record_rejects(&self, subject: &str, rejects: Vec<Reject>) -> usize {
+        let give_up_at = Instant::now() + REJECT_RETRY_FOR;
+        let mut failed = self.send_rejects(subject, rejects).await;
+        if failed.is_empty() {
+            return 0;
+        }
+        // The rejects that failed only get fewer: hold room for all of them.
+        let held = failed.len();
+        if self.rejects_retrying.fetch_add(held, Ordering::AcqRel) + held > MAX_REJECTS_RETRYING {
+            self.rejects_retrying.fetch_sub(held, Ordering::AcqRel);
+            return held;
+        }
+        let mut pause = REJECT_RETRY_FIRST_PAUSE;
+        while !failed.is_empty()
+            && !self.background.is_closed()
+            && Instant::now() + pause < give_up_at
+        {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(REJECT_RETRY_MAX_PAUSE);
+            failed = self.send_rejects(subject, failed).await;
+        }
+        self.rejects_retrying.fetch_sub(held, Ordering::AcqRel);
+        failed.len()
+    }
+
+    /// Sends rejects and waits for their acknowledgements; the ones that failed.
+    async fn send_rejects(&self, subject: &str, rejects: Vec<Reject>) -> Vec<Reject> {
         if !self.available() {
-            return rejects.len();
+            return rejects;
         }
         let deadline = Instant::now() + self.timeout;
-        let mut failed = 0;
-        let mut acks = Vec::with_capacity(rejects.len());
+        let mut sent = Vec::with_capacity(rejects.len());
+        let mut failed = Vec::new();
         for reject in rejects {
             let Ok(payload) = serde_json::to_vec(&reject) else {
-                failed += 1;
+                // Cannot happen (a Reject is plain data); never retried.
+                tracing::warn!(reject_id = %reject.reject_id, "a reject could not be serialized");
+                self.metrics.reject_publish_failures.inc();
                 continue;
             };
             let message = PublishMessage::build()
                 .payload(payload.into())
                 .message_id(&reject.reject_id);
-            match timeout_at(deadline, self.js.send_publish(subject.clone(), message)).await {
-                Ok(Ok(ack)) => acks.push(ack),
-                _ => failed += 1,
+            match timeout_at(deadline, self.js.send_publish(subject.to_owned(), message)).await {
+                Ok(Ok(ack)) => sent.push((reject, ack)),
+                Ok(Err(error)) => {
+                    self.notice_missing_stream(&error);
+                    failed.push(reject);
+                }
+                Err(_) => failed.push(reject),
             }
         }
+        let (rejects, acks): (Vec<Reject>, Vec<_>) = sent.into_iter().unzip();
         let results = futures::future::join_all(
             acks.into_iter()
                 .map(|ack| timeout_at(deadline, ack.into_future())),
         )
         .await;
-        failed + results.iter().filter(|r| !matches!(r, Ok(Ok(_)))).count()
+        for (reject, result) in rejects.into_iter().zip(results) {
+            match result {
+                Ok(Ok(_)) => {}
+                Ok(Err(error)) => {
+                    self.notice_missing_stream(&error);
+                    failed.push(reject);
+                }
+                Err(_) => failed.push(reject),
+            }
+        }
+        failed
+    }
+
+    /// A publish that found no stream has the streams checked (see `streams.rs`).
+    fn notice_missing_stream(&self, error: &PublishError) {
+        if error.kind() == PublishErrorKind::StreamNotFound {
+            self.streams.lost();
+        }
     }
 
     /// The retry code of a failed publish; a missing stream is set up again.
@@ -207,7 +275,7 @@ impl Publisher {
             PublishErrorKind::MaxAckPending => RetryCode::Overloaded,
             PublishErrorKind::Other if is_stream_full(error) => RetryCode::StreamFull,
             PublishErrorKind::StreamNotFound => {
-                self.streams.lost();
+                self.notice_missing_stream(error);
                 RetryCode::BrokerUnavailable
             }
             _ => RetryCode::BrokerUnavailable,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use common::{messages, party, wait_for_messages};
 use eye_contract::EVENTS_STREAM;
+use eye_server_kit::jetstream::REJECTS_STREAM;
 use eye_testkit::NatsServer;
 use serde_json::json;
 
@@ -266,4 +267,42 @@ async fn past_the_in_flight_bound_requests_are_refused_not_queued() {
     let first = holding.await.expect("first request");
     assert!(first == 202 || first == 503, "{first}");
     assert_eq!(gw.metric("eye_gateway_inflight_publishes").await, 0.0);
+}
+
+#[tokio::test]
+async fn a_reject_that_cannot_be_recorded_yet_is_tried_again() {
+    let nats = NatsServer::start().expect("nats-server");
+    let gw = common::start(&nats.url(), &[]).await;
+    let client = nats.connect().await;
+    async_nats::jetstream::new(client.clone())
+        .delete_stream(REJECTS_STREAM)
+        .await
+        .expect("delete the rejects stream");
+
+    // The good event is accepted; its neighbour's reject finds no stream. The
+    // gateway sets the streams up again and records the reject on a retry.
+    let mut bad = party(2);
+    bad["session_id"] = json!("not-a-uuid");
+    let answer = gw.send(&json!([party(1), bad])).await;
+    assert_eq!(answer.status, 202, "{answer:?}");
+    assert_eq!(answer.body["results"][1]["code"], "invalid_session_id");
+    let js = async_nats::jetstream::new(client.clone());
+    let started = Instant::now();
+    while js.get_stream(REJECTS_STREAM).await.is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the rejects stream was not set up again"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recorded = wait_for_messages(
+        &client,
+        REJECTS_STREAM,
+        &gw.rejects_filter(),
+        1,
+        Duration::from_secs(15),
+    )
+    .await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(gw.metric("eye_gateway_reject_publish_failures_total").await, 0.0);
 }
