@@ -40,7 +40,9 @@ pub fn keep_from(
     ack_floors: &[u64],
 ) -> Option<u64> {
     let max_bytes = u64::try_from(max_bytes).ok().filter(|max| *max > 0)?;
-    if above_percent >= 100 || u128::from(bytes) * 100 <= u128::from(max_bytes) * u128::from(above_percent) {
+    if above_percent >= 100
+        || u128::from(bytes) * 100 <= u128::from(max_bytes) * u128::from(above_percent)
+    {
         return None;
     }
     // No consumer: nobody has stored anything, nothing may go.

@@ -722,13 +722,17 @@ async fn a_full_stream_is_trimmed_once_its_events_are_stored() {
     let service = stack.consumer(&small).await;
     wait_for_count(&stack.client, EVENTS_FINAL, u64::from(stored)).await;
     let next = message("demo", &party_event(stored, session));
-    wait_for("a publish accepted after the trim", Duration::from_secs(20), || async {
-        let ack = js
-            .publish(next.0.clone(), next.1.clone().into())
-            .await
-            .map_err(|e| e.to_string())?;
-        ack.await.map(|_| ()).map_err(|e| e.to_string())
-    })
+    wait_for(
+        "a publish accepted after the trim",
+        Duration::from_secs(20),
+        || async {
+            let ack = js
+                .publish(next.0.clone(), next.1.clone().into())
+                .await
+                .map_err(|e| e.to_string())?;
+            ack.await.map(|_| ()).map_err(|e| e.to_string())
+        },
+    )
     .await;
     let trimmed = metric(&service, "eye_consumer_stream_trimmed_messages_total").await;
     assert!(
@@ -736,6 +740,9 @@ async fn a_full_stream_is_trimmed_once_its_events_are_stored() {
         "trimmed {trimmed} of {stored} stored events"
     );
     wait_for_count(&stack.client, EVENTS_FINAL, u64::from(stored) + 1).await;
-    assert_eq!(count(&stack.client, EVENTS_RAW).await, u64::from(stored) + 1);
+    assert_eq!(
+        count(&stack.client, EVENTS_RAW).await,
+        u64::from(stored) + 1
+    );
     service.stop(Duration::from_secs(10)).await;
 }

@@ -125,17 +125,12 @@ impl Stack {
         let clickhouse_url = clickhouse.http_url();
         if let Some(login) = &nats_login {
             if !options.stream_args.iter().any(|a| a == "--stream-replicas") {
-                options.stream_args.extend([
-                    "--stream-replicas".to_owned(),
-                    CLUSTER_SIZE.to_string(),
-                ]);
+                options
+                    .stream_args
+                    .extend(["--stream-replicas".to_owned(), CLUSTER_SIZE.to_string()]);
             }
-            options
-                .gateway_args
-                .extend(login.flags(true));
-            options
-                .consumer_args
-                .extend(login.flags(false));
+            options.gateway_args.extend(login.flags(true));
+            options.consumer_args.extend(login.flags(false));
         }
 
         let consumer_args = {

@@ -206,10 +206,7 @@ async fn connected_to(stack: &Stack, client: &str) -> String {
 async fn compare_members(stack: &Stack, report: &mut Report) {
     let mut copies = Vec::new();
     for member in stack.nats_members() {
-        let url = format!(
-            "{}/jsz?accounts=true&streams=true",
-            member.monitoring_url()
-        );
+        let url = format!("{}/jsz?accounts=true&streams=true", member.monitoring_url());
         let state = match monitor_json(stack, &url).await {
             Ok(body) => events_state(&body),
             Err(error) => Err(error),
@@ -223,7 +220,10 @@ async fn compare_members(stack: &Stack, report: &mut Report) {
         .iter()
         .map(|(name, messages, last)| format!("{name} {messages} (last seq {last})"))
         .collect();
-    report.note(format!("EYE_EVENTS messages per member: {}", text.join(", ")));
+    report.note(format!(
+        "EYE_EVENTS messages per member: {}",
+        text.join(", ")
+    ));
     let first = copies.first().map(|(_, m, l)| (*m, *l));
     if copies.iter().any(|(_, m, l)| Some((*m, *l)) != first) {
         report.fail("the members' copies of EYE_EVENTS differ");
@@ -232,9 +232,15 @@ async fn compare_members(stack: &Stack, report: &mut Report) {
 
 /// `(messages, last_seq)` of `EYE_EVENTS` in a `/jsz?accounts=true&streams=true` answer.
 fn events_state(jsz: &Value) -> Result<(u64, u64), String> {
-    let accounts = jsz["account_details"].as_array().cloned().unwrap_or_default();
+    let accounts = jsz["account_details"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     for account in &accounts {
-        let streams = account["stream_detail"].as_array().cloned().unwrap_or_default();
+        let streams = account["stream_detail"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         if let Some(stream) = streams.iter().find(|s| s["name"] == EVENTS_STREAM) {
             let messages = stream["state"]["messages"].as_u64();
             let last_seq = stream["state"]["last_seq"].as_u64();

@@ -132,10 +132,14 @@ async fn missing_stream(js: &jetstream::Context, args: &StreamArgs) -> Option<St
                 {
                     return Some(config.name);
                 }
-                _ => tracing::debug!(stream = %config.name, %error, "cannot tell whether the stream exists (a leader election?)"),
+                _ => {
+                    tracing::debug!(stream = %config.name, %error, "cannot tell whether the stream exists (a leader election?)")
+                }
             },
             Ok(Ok(_)) => {}
-            Err(_) => tracing::debug!(stream = %config.name, "no answer about the stream in time (a leader election?)"),
+            Err(_) => {
+                tracing::debug!(stream = %config.name, "no answer about the stream in time (a leader election?)")
+            }
         }
     }
     None

@@ -304,5 +304,8 @@ async fn a_reject_that_cannot_be_recorded_yet_is_tried_again() {
     )
     .await;
     assert_eq!(recorded.len(), 1);
-    assert_eq!(gw.metric("eye_gateway_reject_publish_failures_total").await, 0.0);
+    assert_eq!(
+        gw.metric("eye_gateway_reject_publish_failures_total").await,
+        0.0
+    );
 }

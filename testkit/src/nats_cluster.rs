@@ -73,6 +73,8 @@ fn formed(monitor_port: u16, size: usize) -> Result<(), String> {
     if status == 200 && has_size && has_leader {
         Ok(())
     } else {
-        Err(format!("/jsz answered {status}, meta group not formed: {body}"))
+        Err(format!(
+            "/jsz answered {status}, meta group not formed: {body}"
+        ))
     }
 }
