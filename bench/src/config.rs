@@ -106,8 +106,8 @@ pub struct Config {
     #[arg(long, env = "EYE_BENCH_GIT_COMMIT", default_value = "unknown")]
     pub git_commit: String,
     /// The consumer's --batch-size, used as the batch of the ClickHouse
-    /// ceiling so both insert alike.
-    #[arg(long, default_value_t = 1000)]
+    /// ceiling so both insert alike (the consumer's variable and default).
+    #[arg(long, env = "EYE_BATCH_SIZE", default_value_t = 10_000)]
     pub consumer_batch_size: usize,
     /// How the batched scenario sends: through the client crate (`client`,
     /// as applications do) or pre-made bodies on lean connections (`raw`,
