@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -80,6 +80,17 @@ pub struct Answer {
     pub body: Bytes,
 }
 
+/// What an NDJSON export brought: status, lines and bytes of the body.
+#[derive(Debug)]
+pub struct Export {
+    /// The status code.
+    pub status: u16,
+    /// Lines of the body (one per row, plus a last `next_cursor` or `error` line if any).
+    pub lines: u64,
+    /// Bytes of the body.
+    pub bytes: u64,
+}
+
 /// One open connection.
 pub struct Conn {
     target: Target,
@@ -145,6 +156,43 @@ impl Conn {
             request = request.header(AUTHORIZATION, bearer);
         }
         self.send(request.body(Full::new(Bytes::new()))?).await
+    }
+
+    /// `GET path` as an NDJSON export, the body counted as it streams in and
+    /// never kept: status, lines and bytes. Gives up after `timeout`.
+    pub async fn export(
+        &mut self,
+        path: &str,
+        bearer: &HeaderValue,
+        timeout: Duration,
+    ) -> Result<Export, HttpError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(path)
+            .header(HOST, &self.target.host)
+            .header(AUTHORIZATION, bearer)
+            .header(ACCEPT, HeaderValue::from_static("application/x-ndjson"))
+            .body(Full::new(Bytes::new()))?;
+        let exchange = async {
+            self.sender.ready().await?;
+            let response = self.sender.send_request(request).await?;
+            let mut export = Export {
+                status: response.status().as_u16(),
+                lines: 0,
+                bytes: 0,
+            };
+            let mut body = response.into_body();
+            while let Some(frame) = body.frame().await {
+                if let Ok(data) = frame?.into_data() {
+                    export.bytes += data.len() as u64;
+                    export.lines += data.iter().filter(|&&b| b == b'\n').count() as u64;
+                }
+            }
+            Ok::<_, HttpError>(export)
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout)?
     }
 
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, HttpError> {

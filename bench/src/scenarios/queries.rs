@@ -17,6 +17,10 @@
 //! **Reads**, through the query service with the read token, one at a time
 //! (latency, not throughput), each kind at least 200 requests: a session's
 //! timeline, one category over one hour, and the sessions of one hour.
+//!
+//! **Export.** Then one NDJSON export of about a million rows (`party`, the
+//! first 14 days), streamed and counted, never kept; the query service's
+//! peak memory (`query_rss_mb`, read at the end of the run) includes it.
 
 use std::time::{Duration, Instant};
 
@@ -36,6 +40,11 @@ const EVENTS_PER_SESSION: u64 = 16;
 const CATEGORIES: [&str; 3] = ["page interaction", "party", "form interaction"];
 /// Session ids picked for the timeline reads.
 const SESSIONS_PICKED: usize = 1000;
+/// Days of `party` events exported as NDJSON: about 1.07 million rows of the
+/// 10 million loaded (13 days gave 994,963).
+const EXPORT_DAYS: i64 = 14;
+/// Longest the export may take.
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Runs the load, then the reads.
 pub async fn run(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
@@ -203,6 +212,31 @@ async fn read(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
     }
     let listing = measure(ctx, &paths, plan.query_time).await?;
     report(results, "sessions_listing", listing);
+    export(ctx, results).await
+}
+
+/// One NDJSON export of about a million rows; its rows, time and rate.
+async fn export(ctx: &Context, results: &mut Results) -> anyhow::Result<()> {
+    let path = format!(
+        "/v1/events?category=party&from={}&to={}",
+        rfc3339(LOAD_START_S),
+        rfc3339(LOAD_START_S + EXPORT_DAYS * 86_400)
+    );
+    let mut conn = Conn::open(&ctx.query).await?;
+    let started = Instant::now();
+    let export = conn
+        .export(&path, &ctx.read_bearer, EXPORT_TIMEOUT)
+        .await
+        .context("NDJSON export")?;
+    let seconds = started.elapsed().as_secs_f64();
+    if export.status != 200 {
+        results.error(format!("NDJSON export: status {}", export.status));
+        return Ok(());
+    }
+    results.set("export_rows", export.lines as f64);
+    results.set("export_mb", export.bytes as f64 / 1e6);
+    results.set("export_seconds", seconds);
+    results.set("export_rows_per_s", export.lines as f64 / seconds.max(1e-9));
     Ok(())
 }
 
