@@ -132,11 +132,8 @@ impl Conn {
         bearer: &HeaderValue,
         body: Bytes,
     ) -> Result<Answer, HttpError> {
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header(HOST, &self.target.host)
-            .header(AUTHORIZATION, bearer)
+        let request = self
+            .request(Method::POST, path, Some(bearer))
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
             .body(Full::new(body))?;
         self.send(request).await
@@ -148,13 +145,7 @@ impl Conn {
         path: &str,
         bearer: Option<&HeaderValue>,
     ) -> Result<Answer, HttpError> {
-        let mut request = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header(HOST, &self.target.host);
-        if let Some(bearer) = bearer {
-            request = request.header(AUTHORIZATION, bearer);
-        }
+        let request = self.request(Method::GET, path, bearer);
         self.send(request.body(Full::new(Bytes::new()))?).await
     }
 
@@ -166,11 +157,8 @@ impl Conn {
         bearer: &HeaderValue,
         timeout: Duration,
     ) -> Result<Export, HttpError> {
-        let request = Request::builder()
-            .method(Method::GET)
-            .uri(path)
-            .header(HOST, &self.target.host)
-            .header(AUTHORIZATION, bearer)
+        let request = self
+            .request(Method::GET, path, Some(bearer))
             .header(ACCEPT, HeaderValue::from_static("application/x-ndjson"))
             .body(Full::new(Bytes::new()))?;
         let exchange = async {
@@ -193,6 +181,23 @@ impl Conn {
         tokio::time::timeout(timeout, exchange)
             .await
             .map_err(|_| HttpError::Timeout)?
+    }
+
+    /// A request to this target: method, path, `Host`, and the bearer if any.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        bearer: Option<&HeaderValue>,
+    ) -> hyper::http::request::Builder {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(HOST, &self.target.host);
+        match bearer {
+            Some(bearer) => request.header(AUTHORIZATION, bearer),
+            None => request,
+        }
     }
 
     async fn send(&mut self, request: Request<Full<Bytes>>) -> Result<Answer, HttpError> {
