@@ -58,7 +58,7 @@ LIMIT 101;
 
 -- sessions of a category in a range, a client's token, a cursor
 SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
-FROM events
+FROM events_by_category
 WHERE 1
   AND client_id = 'demo'
   AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
@@ -74,7 +74,7 @@ LIMIT 11;
 
 -- sessions of a category in a range, newest first, a cursor
 SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
-FROM events
+FROM events_by_category
 WHERE 1
   AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
   AND timestamp_us < 1632700000000000 AND timestamp <= toDateTime(1632699999, 'UTC')
@@ -85,6 +85,16 @@ GROUP BY session_id
 HAVING first_us < 1632600000000000 OR (first_us = 1632600000000000 AND sid < 'e0')
 ORDER BY first_us DESC, sid DESC
 LIMIT 11;
+
+-- sessions of a range over three days (read from events)
+SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, uniqExact(timestamp_us, client_id, event_id) AS event_count, arraySort(groupUniqArray(category)) AS categories
+FROM events
+WHERE 1
+  AND timestamp_us >= 1632600000000000 AND timestamp >= toDateTime(1632600000, 'UTC')
+  AND timestamp_us < 1633204800000000 AND timestamp <= toDateTime(1633204799, 'UTC')
+GROUP BY session_id
+ORDER BY first_us, sid
+LIMIT 101;
 
 -- rejects, no filter
 SELECT reject_id, source, client_id, received_us, code, message, pointer, category, session_id, event_id, raw, raw_truncated

@@ -174,20 +174,43 @@ pub fn events(
     st
 }
 
+/// Longest range, in microseconds, whose sessions are listed from
+/// `events_by_category` (sorted by time within a category) rather than from
+/// `events` (sorted by session). On 10 M events (18.16) the time-sorted table
+/// reads only the range: one hour 0.5 s → 0.03–0.1 s, one day 0.6 → 0.2–0.3 s;
+/// from a week on both read most of the table and `events` groups faster
+/// (a week 1.4 s both, 30 days 5.5–5.9 s against 6.8–7.9 s).
+const SESSIONS_BY_TIME_MAX_US: i64 = 3 * 86_400 * 1_000_000;
+
 /// Sessions with events in the range (and, with a category, with at least
 /// one event of it there): first and last time, event count and the
 /// categories of their events in the range, ordered by first time then id.
+/// Both tables hold the same rows, so the answer does not depend on which
+/// one is read.
 pub fn sessions(
     filters: &SessionFilters,
     scope: Option<&str>,
     after: Option<&Position>,
     limit: u64,
 ) -> Statement {
+    let short_range = match (filters.range.from, filters.range.to) {
+        (Some(from), Some(to)) => {
+            to.as_micros().saturating_sub(from.as_micros()) <= SESSIONS_BY_TIME_MAX_US
+        }
+        _ => false,
+    };
     let mut st = Statement::new(
         "SELECT toString(session_id) AS sid, min(timestamp_us) AS first_us, max(timestamp_us) AS last_us, \
          uniqExact(timestamp_us, client_id, event_id) AS event_count, \
-         arraySort(groupUniqArray(category)) AS categories\
-         \nFROM events\nWHERE 1",
+         arraySort(groupUniqArray(category)) AS categories",
+    );
+    st.push(
+        if short_range {
+            "\nFROM events_by_category\nWHERE 1"
+        } else {
+            "\nFROM events\nWHERE 1"
+        },
+        [],
     );
     if let Some(client) = scope {
         st.push("\n  AND client_id = ?", [Value::Str(client.to_owned())]);
@@ -310,6 +333,33 @@ mod tests {
     use super::*;
     use crate::params::EventFilters;
 
+    #[test]
+    fn sessions_of_short_ranges_are_read_from_the_time_sorted_table() {
+        let at = |hours: i64| {
+            Some(Timestamp::from_micros(
+                1_632_600_000_000_000 + hours * 3_600_000_000,
+            ))
+        };
+        let listing = |from, to| {
+            sessions(
+                &SessionFilters {
+                    category: None,
+                    range: Range { from, to },
+                    newest_first: false,
+                },
+                None,
+                None,
+                10,
+            )
+            .sql
+        };
+        assert!(listing(at(0), at(1)).contains("FROM events_by_category\n"));
+        assert!(listing(at(0), at(72)).contains("FROM events_by_category\n"));
+        assert!(listing(at(0), at(73)).contains("FROM events\n"));
+        assert!(listing(at(0), None).contains("FROM events\n"));
+        assert!(listing(None, at(1)).contains("FROM events\n"));
+    }
+
     /// Every shape of statement, with example values: the text of
     /// `query-service/sql/reads.sql`, which `deploy/chdb_check.py` runs on
     /// current ClickHouse (the integration tests run them on 18.16).
@@ -342,6 +392,16 @@ mod tests {
         let newest = SessionFilters {
             newest_first: true,
             ..sessions_filtered.clone()
+        };
+        let long = SessionFilters {
+            category: None,
+            range: Range {
+                from: range.from,
+                to: Some(Timestamp::from_micros(
+                    1_632_600_000_000_000 + 7 * 86_400_000_000,
+                )),
+            },
+            newest_first: false,
         };
         let errors_filtered = ErrorFilters {
             code: Some(eye_contract::ErrorCode::InvalidSessionId),
@@ -384,6 +444,10 @@ mod tests {
             (
                 "sessions of a category in a range, newest first, a cursor",
                 sessions(&newest, None, Some(&after), 11),
+            ),
+            (
+                "sessions of a range over three days (read from events)",
+                sessions(&long, None, None, 101),
             ),
             (
                 "rejects, no filter",

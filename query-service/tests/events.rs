@@ -282,6 +282,27 @@ async fn duplicate_rows_are_returned_once() {
     assert_eq!(body["sessions"][0]["events"], 5, "{body}");
     let body = stack.admin("/v1/sessions?category=party").await;
     assert_eq!(body["sessions"][0]["events"], 5, "{body}");
+    // A range of two hours is listed from events_by_category, one of a week
+    // from events: both count each event once.
+    for hours in [1, 84] {
+        let range = format!(
+            "from={}&to={}",
+            enc(&at(T0 - hours * 3_600_000_000)),
+            enc(&at(T0 + hours * 3_600_000_000))
+        );
+        for path in [
+            format!("/v1/sessions?{range}"),
+            format!("/v1/sessions?{range}&category=party"),
+        ] {
+            let body = stack.admin(&path).await;
+            assert_eq!(
+                body["sessions"].as_array().map(Vec::len),
+                Some(1),
+                "{path}: {body}"
+            );
+            assert_eq!(body["sessions"][0]["events"], 5, "{path}: {body}");
+        }
+    }
     let body = stack.admin("/v1/errors").await;
     let errors = body["errors"].as_array().expect("errors");
     let reject_ids: Vec<_> = errors.iter().map(|r| r["reject_id"].clone()).collect();
