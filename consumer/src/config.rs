@@ -20,7 +20,7 @@ pub struct Config {
     /// Address of /healthz, /readyz, /metrics and /status.
     #[arg(long, env = "EYE_CONSUMER_LISTEN", default_value = "127.0.0.1:8082")]
     pub listen: SocketAddr,
-    /// Directory of the JSON Schemas, one file per event category.
+    /// Directory of the JSON Schemas, one file per event category (read again on SIGHUP).
     #[arg(long, env = "EYE_SCHEMAS_DIR", default_value = "schemas")]
     pub schemas_dir: PathBuf,
     /// Seconds a batch in flight may take to finish after a shutdown signal.

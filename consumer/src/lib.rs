@@ -43,6 +43,8 @@ use eye_contract::{Validator, EVENTS_STREAM};
 use eye_server_kit::args::NatsConnectError;
 use eye_server_kit::jetstream::{create_or_update_streams, DEADLETTER_STREAM, REJECTS_STREAM};
 use eye_server_kit::ops::{self, ClickHouseReady, NatsReady, Ops};
+use eye_server_kit::reload;
+use eye_server_kit::schemas::SharedSchemas;
 use eye_server_kit::serve::{serve, ServeError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -111,7 +113,12 @@ pub async fn run(
 ) -> Result<(), ConsumerError> {
     config.check()?;
     // Bad schemas stop the start-up here, with the file named, rather than at the first event.
-    let validator = validator(&config)?;
+    let schemas = SharedSchemas::load(
+        &config.schemas_dir,
+        config.pipeline.time_rules(),
+        config.pipeline.limits(),
+    )?;
+    let reloader = reload::on_sighup(vec![Arc::clone(&schemas) as _], shutdown.clone());
     let nats = config.nats.connect(BINARY).await?;
     let clickhouse = eye_server_kit::clickhouse::client(&config.clickhouse.config());
 
@@ -148,7 +155,7 @@ pub async fn run(
         config: &config,
         nats,
         clickhouse,
-        validator,
+        schemas,
         metrics,
         status,
     };
@@ -156,6 +163,7 @@ pub async fn run(
         serve(listener, router, shutdown.clone(), grace),
         work.run(shutdown.clone(), hard_stop),
     );
+    reloader.abort();
     worked?;
     served?;
     Ok(())
@@ -166,7 +174,7 @@ struct Work<'a> {
     config: &'a Config,
     nats: async_nats::Client,
     clickhouse: clickhouse::Client,
-    validator: Validator,
+    schemas: Arc<SharedSchemas>,
     metrics: Metrics,
     status: Arc<Status>,
 }
@@ -237,7 +245,7 @@ impl Work<'_> {
             p.insert_timeout,
             self.metrics.clone(),
         );
-        let decoder = Decoder::new(self.validator.clone(), p.reject_raw_cap);
+        let decoder = Decoder::shared(Arc::clone(&self.schemas), p.reject_raw_cap);
         let pipeline = |lane, consumer| Pipeline {
             lane,
             consumer,

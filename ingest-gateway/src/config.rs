@@ -25,7 +25,7 @@ pub struct Config {
     /// Address of the HTTP ingest API and of /healthz, /readyz, /metrics.
     #[arg(long, env = "EYE_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory of the JSON Schemas, one file per event category.
+    /// Directory of the JSON Schemas, one file per event category (read again on SIGHUP).
     #[arg(long, env = "EYE_SCHEMAS_DIR", default_value = "schemas")]
     pub schemas_dir: PathBuf,
     /// TOML file of the registered clients and their credentials.

@@ -32,11 +32,11 @@ pub mod streams;
 use std::sync::Arc;
 use std::time::Duration;
 
-use eye_contract::{SchemaRegistry, Validator};
 use eye_server_kit::args::NatsConnectError;
 use eye_server_kit::clients::ClientsError;
 use eye_server_kit::ops::{self, NatsReady, Ops};
-use eye_server_kit::reload::SharedClients;
+use eye_server_kit::reload::{self, SharedClients};
+use eye_server_kit::schemas::SharedSchemas;
 use eye_server_kit::serve::{serve_with, ServeError};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -86,9 +86,17 @@ pub async fn run(
     config.check()?;
     // Bad schemas or clients stop the start-up here, with the file named, rather
     // than at the first request.
-    let schemas = load_schemas(&config.schemas_dir)?;
+    let schemas = SharedSchemas::load(
+        &config.schemas_dir,
+        config.time_rules(),
+        config.event_limits(),
+    )?;
     let clients = SharedClients::load(&config.clients_file)?;
-    let reloader = clients.reload_on_sighup(shutdown.clone());
+    // SIGHUP: the client registry, then the schemas.
+    let reloader = reload::on_sighup(
+        vec![Arc::clone(&clients) as _, Arc::clone(&schemas) as _],
+        shutdown.clone(),
+    );
     let nats = config.nats.connect(BINARY).await?;
 
     let mut registry = ops::registry("eye_gateway");
@@ -114,11 +122,8 @@ pub async fn run(
             Box::new(StreamsReady(streams)),
         ],
     );
-    let validator = Validator::new(schemas)
-        .with_limits(config.event_limits())
-        .with_time_rules(config.time_rules());
     let state = AppState::new(StateParts {
-        validator,
+        schemas,
         clients,
         signature_window_secs: config.security.signature_window.as_secs(),
         publisher: Arc::clone(&publisher),
@@ -151,10 +156,4 @@ pub async fn run(
     }
     served?;
     Ok(())
-}
-
-fn load_schemas(dir: &std::path::Path) -> Result<Arc<SchemaRegistry>, GatewayError> {
-    let schemas = SchemaRegistry::load_dir(dir)?;
-    tracing::info!(dir = %dir.display(), categories = ?schemas.categories().collect::<Vec<_>>(), "loaded event schemas");
-    Ok(Arc::new(schemas))
 }

@@ -19,11 +19,12 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use eye_contract::{Event, Timestamp, Validator};
+use eye_contract::{Event, Timestamp};
 use eye_server_kit::clients::{Client, ClientRegistry};
 use eye_server_kit::http::count_requests;
 use eye_server_kit::ratelimit::RateLimiter;
 use eye_server_kit::reload::SharedClients;
+use eye_server_kit::schemas::SharedSchemas;
 use serde_json::{json, Value};
 
 use crate::auth::Sender;
@@ -40,7 +41,7 @@ use crate::response::IngestResponse;
 pub struct AppState(Arc<Inner>);
 
 struct Inner {
-    validator: Validator,
+    schemas: Arc<SharedSchemas>,
     clients: Arc<SharedClients>,
     signature_window_secs: u64,
     publisher: Arc<Publisher>,
@@ -52,8 +53,9 @@ struct Inner {
 
 /// The parts of an [`AppState`].
 pub struct StateParts {
-    /// The contract's validator, with the configured limits and time rules.
-    pub validator: Validator,
+    /// The contract's validator, with the configured limits and time rules,
+    /// its schemas reloaded on SIGHUP.
+    pub schemas: Arc<SharedSchemas>,
     /// The registered clients (reloaded on SIGHUP).
     pub clients: Arc<SharedClients>,
     /// The replay window of signed requests, in seconds.
@@ -72,7 +74,7 @@ impl AppState {
     /// Bundles the parts.
     pub fn new(parts: StateParts) -> AppState {
         AppState(Arc::new(Inner {
-            validator: parts.validator,
+            schemas: parts.schemas,
             clients: parts.clients,
             signature_window_secs: parts.signature_window_secs,
             publisher: parts.publisher,
@@ -241,8 +243,9 @@ fn check_body(
     raw: RawBody,
     now: Timestamp,
 ) -> Result<Checked, RequestError> {
+    let validator = state.0.schemas.current();
     let cx = check::Context {
-        validator: &state.0.validator,
+        validator: &validator,
         client: &client.id,
         raw_cap: state.0.raw_cap,
         now,
@@ -262,7 +265,8 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn get_schemas(State(state): State<AppState>) -> Json<Value> {
-    let registry = state.0.validator.registry();
+    let validator = state.0.schemas.current();
+    let registry = validator.registry();
     let categories: Vec<Value> = registry
         .categories()
         .map(|category| {
@@ -280,9 +284,8 @@ async fn get_schema(
     State(state): State<AppState>,
     Path(category): Path<String>,
 ) -> Result<Response, RequestError> {
-    let schema = state
-        .0
-        .validator
+    let validator = state.0.schemas.current();
+    let schema = validator
         .registry()
         .schema(&category)
         .ok_or(RequestError::UnknownCategory(category))?;

@@ -1,5 +1,6 @@
 //! The `eye-gateway` binary as operators run it: a secret rotation finished by
 //! SIGHUP (old secret refused after the reload, a bad file keeps the registry),
+//! a category added by SIGHUP (a broken schema file keeps the schemas in force),
 //! a slow-loris client cut off by the header read timeout, an oversized header
 //! refused, and its debug-level log of all that never showing a secret.
 
@@ -48,9 +49,31 @@ fn free_port() -> u16 {
         .expect("free port")
 }
 
+/// A schema for a category the repository does not have.
+const CHECKOUT_SCHEMA: &str = r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
+  "x-eye-category": "checkout", "type": "object", "required": ["data"],
+  "properties": {"data": {"type": "object", "required": ["cart"]}}}"#;
+
 async fn post_signed(http: &reqwest::Client, base: &str, secret: &str) -> u16 {
-    let body = json!({"session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423", "category": "party",
-        "name": "AppName", "data": {"host": "h", "path": "/"}, "timestamp": "2021-09-26 09:15:27"})
+    post_signed_in(
+        http,
+        base,
+        secret,
+        "party",
+        json!({"host": "h", "path": "/"}),
+    )
+    .await
+}
+
+async fn post_signed_in(
+    http: &reqwest::Client,
+    base: &str,
+    secret: &str,
+    category: &str,
+    data: serde_json::Value,
+) -> u16 {
+    let body = json!({"session_id": "e2085be5-9137-4e4e-80b5-f1ffddc25423", "category": category,
+        "name": "AppName", "data": data, "timestamp": "2021-09-26 09:15:27"})
     .to_string();
     let ts = ingest_gateway::auth::unix_now().to_string();
     http.post(format!("{base}/v1/events"))
@@ -81,6 +104,20 @@ where
     }
 }
 
+/// Waits until the log file holds `text`.
+async fn logged(path: &std::path::Path, text: &str) {
+    eventually(
+        &format!("{text:?} in the log"),
+        Duration::from_secs(10),
+        || async {
+            std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .contains(text)
+        },
+    )
+    .await;
+}
+
 fn hangup(process: &Process) {
     let status = Command::new("kill")
         .args(["-HUP", &process.0.id().to_string()])
@@ -94,6 +131,12 @@ async fn rotation_by_sighup_slow_clients_and_no_secret_in_the_logs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("clients.toml");
     std::fs::write(&file, clients(&[OLD, NEW])).expect("clients file");
+    let schemas = dir.path().join("schemas");
+    std::fs::create_dir(&schemas).expect("schemas dir");
+    for entry in std::fs::read_dir(eye_testkit::schemas_dir()).expect("repo schemas") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, schemas.join(path.file_name().expect("name"))).expect("copy");
+    }
     let log_path = dir.path().join("gateway.log");
     let log = std::fs::File::create(&log_path).expect("log file");
     let port = free_port();
@@ -104,7 +147,7 @@ async fn rotation_by_sighup_slow_clients_and_no_secret_in_the_logs() {
             .env("EYE_BIN_TEST_SECRET", FROM_ENV)
             .env("EYE_GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
             .env("EYE_CLIENTS_FILE", &file)
-            .env("EYE_SCHEMAS_DIR", eye_testkit::schemas_dir())
+            .env("EYE_SCHEMAS_DIR", &schemas)
             .env("EYE_NATS_URL", eye_testkit::shared_nats().url())
             .env("EYE_STREAM_MAX_BYTES", "1073741824")
             .env("EYE_HEADER_READ_TIMEOUT", "1s")
@@ -146,16 +189,35 @@ async fn rotation_by_sighup_slow_clients_and_no_secret_in_the_logs() {
         .expect("sent");
     assert_eq!(wrong_origin.status().as_u16(), 403);
 
+    // A new category: unknown until its schema file is added and SIGHUP sent.
+    let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let checkout = || async {
+        post_signed_in(&http, &base, NEW, "checkout", json!({"cart": ["sku-1"]})).await
+    };
+    assert_eq!(checkout().await, 422, "unknown category");
+    std::fs::write(schemas.join("checkout.json"), CHECKOUT_SCHEMA).expect("write");
+    hangup(&process);
+    eventually(
+        "the new category is accepted after SIGHUP",
+        Duration::from_secs(10),
+        || async { checkout().await == 202 },
+    )
+    .await;
+    let listed = http.get(format!("{base}/v1/schemas")).send().await;
+    let listed = listed.expect("sent").text().await.expect("body");
+    assert!(listed.contains("\"checkout\""), "{listed}");
+    // A broken schema file keeps the schemas in force.
+    std::fs::write(schemas.join("broken.json"), "{ not json").expect("write");
+    hangup(&process);
+    logged(&log_path, "event schemas NOT reloaded").await;
+    assert_eq!(checkout().await, 202);
+    assert_eq!(post_signed(&http, &base, OLD).await, 202);
+    std::fs::remove_file(schemas.join("broken.json")).expect("remove");
+
     // A broken file on SIGHUP keeps the registry in force.
     std::fs::write(&file, "[[clients]]\nid = \"bad.id\"\n").expect("write");
     hangup(&process);
-    let log_text = || std::fs::read_to_string(&log_path).unwrap_or_default();
-    eventually(
-        "the failed reload is logged",
-        Duration::from_secs(10),
-        || async { log_text().contains("NOT reloaded") },
-    )
-    .await;
+    logged(&log_path, "client registry NOT reloaded").await;
     assert_eq!(post_signed(&http, &base, OLD).await, 202);
 
     // The rotation ends: the old secret leaves the file, SIGHUP.
@@ -217,6 +279,7 @@ async fn rotation_by_sighup_slow_clients_and_no_secret_in_the_logs() {
     drop(process);
     let text = log_text();
     assert!(text.contains("reloaded the client registry"), "{text}");
+    assert!(text.contains("reloaded the event schemas"), "{text}");
     assert!(text.contains("DEBUG"), "debug level is on: {text}");
     for secret in [OLD, NEW, FROM_ENV, KEY] {
         assert!(!text.contains(secret), "{secret} is in the log:\n{text}");

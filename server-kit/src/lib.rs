@@ -12,6 +12,7 @@
 //! - [`clickhouse`]: a ClickHouse client with `TCP_NODELAY`.
 //! - [`clients`]: the client registry (write keys, HMAC secrets, read tokens).
 //! - [`reload`]: the registry in force, reloaded from its file on SIGHUP.
+//! - [`schemas`]: the event schemas in force, reloaded from their directory on SIGHUP.
 //! - [`signature`]: the HMAC-SHA256 request signature recipe and its checks.
 //! - [`ratelimit`]: per-client token buckets.
 //! - [`http`]: the bearer credential of a request, and the request counter.
@@ -27,6 +28,7 @@ pub mod probe;
 pub mod problem;
 pub mod ratelimit;
 pub mod reload;
+pub mod schemas;
 pub mod serve;
 pub mod service;
 pub mod shutdown;

@@ -1,4 +1,5 @@
-//! The client registry of a running service, reloaded from its file on SIGHUP.
+//! The client registry of a running service, reloaded from its file on SIGHUP,
+//! and the SIGHUP loop every reloadable part shares ([`on_sighup`]).
 //!
 //! The rule: a request always sees one whole registry, the old or the new,
 //! never a mix, and never waits for a reload. Each request takes a snapshot
@@ -72,44 +73,68 @@ impl SharedClients {
         }
     }
 
-    /// Reloads on every SIGHUP until `shutdown` is cancelled. Only Unix has
-    /// SIGHUP; elsewhere this does nothing.
+    /// Reloads on every SIGHUP until `shutdown` is cancelled (see [`on_sighup`]).
     pub fn reload_on_sighup(self: &Arc<Self>, shutdown: CancellationToken) -> JoinHandle<()> {
-        let this = Arc::clone(self);
-        tokio::spawn(async move {
-            #[cfg(unix)]
-            {
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut hangups = match signal(SignalKind::hangup()) {
-                    Ok(hangups) => hangups,
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot listen for SIGHUP; the client registry will not be reloaded");
-                        return;
-                    }
-                };
-                loop {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        received = hangups.recv() => {
-                            if received.is_none() {
-                                return;
-                            }
-                            tracing::info!(file = %this.path.display(), "SIGHUP: reloading the client registry");
-                            // File I/O and parsing off the async workers.
-                            let reloader = Arc::clone(&this);
-                            if let Err(error) = tokio::task::spawn_blocking(move || reloader.reload_and_log()).await {
-                                tracing::error!(%error, "the client registry reload failed");
+        on_sighup(vec![Arc::clone(self) as Arc<dyn Reload>], shutdown)
+    }
+}
+
+impl Reload for SharedClients {
+    fn what(&self) -> String {
+        format!("the client registry ({})", self.path.display())
+    }
+
+    fn reload_and_log(&self) {
+        SharedClients::reload_and_log(self);
+    }
+}
+
+/// Something a SIGHUP reloads: the client registry, the event schemas.
+pub trait Reload: Send + Sync + 'static {
+    /// What is reloaded, for the log.
+    fn what(&self) -> String;
+    /// Reloads, logging the result; a failure keeps what was in force.
+    fn reload_and_log(&self);
+}
+
+/// Reloads every target, in order, on every SIGHUP until `shutdown` is
+/// cancelled, each off the async workers (file I/O and parsing). Only Unix
+/// has SIGHUP; elsewhere this does nothing.
+pub fn on_sighup(targets: Vec<Arc<dyn Reload>>, shutdown: CancellationToken) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let mut hangups = match signal(SignalKind::hangup()) {
+                Ok(hangups) => hangups,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for SIGHUP; nothing will be reloaded");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    received = hangups.recv() => {
+                        if received.is_none() {
+                            return;
+                        }
+                        for target in &targets {
+                            tracing::info!(what = %target.what(), "SIGHUP: reloading");
+                            let target = Arc::clone(target);
+                            if let Err(error) = tokio::task::spawn_blocking(move || target.reload_and_log()).await {
+                                tracing::error!(%error, "a reload failed");
                             }
                         }
                     }
                 }
             }
-            #[cfg(not(unix))]
-            {
-                let _ = (this, shutdown);
-            }
-        })
-    }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (targets, shutdown);
+        }
+    })
 }
 
 #[cfg(test)]
