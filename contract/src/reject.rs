@@ -7,6 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::error::{ErrorCode, EventError};
 use crate::timestamp::Timestamp;
@@ -27,8 +28,9 @@ pub enum RejectSource {
 /// One rejected event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reject {
-    /// A unique id of this reject, fixed when it is made, so a redelivered reject
-    /// message is stored once.
+    /// The id of this reject, fixed when it is made, so a redelivered reject
+    /// message is stored once. Derived from what was rejected and why (see
+    /// [`Reject::new`]), so a resent request records its rejects once too.
     pub reject_id: String,
     /// Who rejected it.
     pub source: RejectSource,
@@ -57,6 +59,14 @@ pub struct Reject {
 impl Reject {
     /// Records `error` for the event `raw` sent by `client`. `parsed` is the event as
     /// JSON when it could be parsed, used to pick out its category, session and id.
+    ///
+    /// The reject id is a pure function of the source, the client, the error's code
+    /// and pointer and the whole raw event (a UUID v8 from SHA-256 over them, each
+    /// length-prefixed, under the tag `eye-reject-id/v1`), the rule event ids follow:
+    /// the same bytes rejected again for the same reason (a client resending a
+    /// request it got no answer to) get the same id, and JetStream's duplicate
+    /// window keeps the record once. Unlike event ids it is taken over the bytes as
+    /// sent, since a rejected event may not parse.
     pub fn new(
         source: RejectSource,
         client: &str,
@@ -75,7 +85,7 @@ impl Reject {
         let raw_truncated = raw.len() > raw_cap;
         let kept = &raw[..raw.len().min(raw_cap)];
         Reject {
-            reject_id: uuid::Uuid::new_v4().to_string(),
+            reject_id: reject_id(source, client, error, raw),
             source,
             client: client.to_string(),
             received_at,
@@ -89,6 +99,30 @@ impl Reject {
             raw_truncated,
         }
     }
+}
+
+/// The derived reject id; see [`Reject::new`].
+fn reject_id(source: RejectSource, client: &str, error: &EventError, raw: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    hash.update(b"eye-reject-id/v1\0");
+    let source = match source {
+        RejectSource::Gateway => "gateway",
+        RejectSource::Consumer => "consumer",
+    };
+    for part in [
+        source.as_bytes(),
+        client.as_bytes(),
+        error.code.as_str().as_bytes(),
+        error.pointer.as_bytes(),
+        raw,
+    ] {
+        hash.update(u64::try_from(part.len()).unwrap_or(u64::MAX).to_be_bytes());
+        hash.update(part);
+    }
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Uuid::new_v8(bytes).to_string()
 }
 
 /// The longest prefix of `text` that is at most `max` bytes and ends on a char boundary.
@@ -150,30 +184,58 @@ mod tests {
         assert!(reject.raw.starts_with("{\"category\": "));
     }
 
+    fn gateway_reject(client: &str, at: i64, error: &EventError, raw: &[u8]) -> Reject {
+        Reject::new(
+            RejectSource::Gateway,
+            client,
+            Timestamp::from_micros(at),
+            error,
+            raw,
+            None,
+            10,
+        )
+    }
+
     #[test]
-    fn round_trips_through_json_and_ids_are_unique() {
-        let a = Reject::new(
-            RejectSource::Gateway,
-            "demo",
-            Timestamp::from_micros(1),
-            &error(),
-            b"{}",
-            None,
-            10,
-        );
-        let b = Reject::new(
-            RejectSource::Gateway,
-            "demo",
-            Timestamp::from_micros(1),
-            &error(),
-            b"{}",
-            None,
-            10,
-        );
-        assert_ne!(a.reject_id, b.reject_id);
+    fn round_trips_through_json() {
+        let a = gateway_reject("demo", 1, &error(), b"{}");
         let json = serde_json::to_string(&a).unwrap();
         assert!(json.contains("\"source\":\"gateway\""), "{json}");
         assert_eq!(serde_json::from_str::<Reject>(&json).unwrap(), a);
+    }
+
+    #[test]
+    fn the_same_bytes_rejected_for_the_same_reason_get_the_same_id() {
+        let raw = br#"{"category":"party","pad":"beyond the raw cap of ten bytes"}"#;
+        let first = gateway_reject("demo", 1, &error(), raw);
+        // Resent later: the received time does not enter the id.
+        let resent = gateway_reject("demo", 9_000_000, &error(), raw);
+        assert_eq!(first.reject_id, resent.reject_id);
+        assert!(uuid::Uuid::parse_str(&first.reject_id).is_ok());
+
+        // Anything else that differs gives another id, bytes past the raw cap too.
+        let mut longer = raw.to_vec();
+        longer.insert(longer.len() - 2, b'!');
+        let other_pointer = EventError::new(ErrorCode::TimestampInFuture, "too far ahead", "/data");
+        let other_code = EventError::new(ErrorCode::SchemaViolation, "too far ahead", "/timestamp");
+        let others = [
+            gateway_reject("shop", 1, &error(), raw),
+            gateway_reject("demo", 1, &error(), &longer),
+            gateway_reject("demo", 1, &other_pointer, raw),
+            gateway_reject("demo", 1, &other_code, raw),
+            Reject::new(
+                RejectSource::Consumer,
+                "demo",
+                Timestamp::from_micros(1),
+                &error(),
+                raw,
+                None,
+                10,
+            ),
+        ];
+        for other in &others {
+            assert_ne!(other.reject_id, first.reject_id, "{other:?}");
+        }
     }
 
     #[test]

@@ -168,8 +168,9 @@ pub struct Findings {
     pub stored_rejects: Vec<String>,
     /// Rejected events missing from `/v1/errors`.
     pub rejects_missing: Vec<String>,
-    /// Rejected events recorded more than once in `/v1/errors` (a resent
-    /// request records its rejects again).
+    /// Rejected events recorded more than once in `/v1/errors` (a request
+    /// resent after the duplicate window, or after NATS lost its duplicate
+    /// tracking, records its rejects again).
     pub rejects_repeated: usize,
     /// Invalid events the gateway accepted.
     pub invalid_accepted: Vec<String>,
