@@ -537,8 +537,22 @@ async fn clickhouse_down_during_a_burst_loses_nothing_and_parks_nothing() {
 async fn poison_messages_are_dead_lettered_and_their_neighbours_stored() {
     let stack = Stack::new("poison").await;
     let (js, client) = (&stack.js, &stack.client);
+    // A short ack wait: nats-server 2.9.10 sometimes never hands over the
+    // redelivery of a message nacked with a delay (it counts the delivery, and
+    // sends an already delivered message once more instead); JetStream
+    // delivers it again after the ack wait (5 of 20 runs; with the default
+    // 60 s that outlasts the waits below).
     let service = stack
-        .consumer(&["--max-deliver", "2", "--retry-min", "50ms"])
+        .consumer(&[
+            "--max-deliver",
+            "2",
+            "--retry-min",
+            "50ms",
+            "--insert-timeout",
+            "4s",
+            "--ack-wait",
+            "5s",
+        ])
         .await;
     // ClickHouse refuses any insert holding an event named "poison" (the
     // guard view runs after the table write, so the refused row lands in
@@ -641,15 +655,25 @@ async fn two_instances_share_the_work_and_the_total_is_exact() {
     publish(js, events.iter().map(|e| message("demo", e)).collect()).await;
 
     wait_for_count(client, EVENTS_FINAL, 4000).await;
-    let a = status(&first).await["events_stored"].as_u64().unwrap_or(0);
-    let b = status(&second).await["events_stored"].as_u64().unwrap_or(0);
+    // An instance counts a batch in /status just after ClickHouse confirmed
+    // it, so its last batch may be readable before it is counted.
+    let rows = count(client, EVENTS_RAW).await;
+    let (a, b) = wait_for(
+        "every stored row counted by one of the instances",
+        Duration::from_secs(10),
+        || async {
+            let a = status(&first).await["events_stored"].as_u64().unwrap_or(0);
+            let b = status(&second).await["events_stored"].as_u64().unwrap_or(0);
+            if a + b == rows {
+                Ok((a, b))
+            } else {
+                Err(format!("{a} + {b} of {rows} rows"))
+            }
+        },
+    )
+    .await;
     eprintln!("instance shares: {a} + {b}");
     assert!(a > 0 && b > 0, "both instances worked: {a} + {b}");
-    assert_eq!(
-        a + b,
-        count(client, EVENTS_RAW).await,
-        "every stored row was stored by one of them"
-    );
     first.stop(Duration::from_secs(10)).await;
     second.stop(Duration::from_secs(10)).await;
 }
@@ -744,77 +768,5 @@ async fn a_full_stream_is_trimmed_once_its_events_are_stored() {
         count(&stack.client, EVENTS_RAW).await,
         u64::from(stored) + 1
     );
-    service.stop(Duration::from_secs(10)).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_category_added_by_sighup_is_stored_from_then_on() {
-    // This process takes SIGHUP from here on (its default action would end it).
-    let mut hangups =
-        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).expect("SIGHUP");
-    let dir = tempfile::tempdir().expect("temp dir");
-    for entry in std::fs::read_dir(eye_testkit::schemas_dir()).expect("repo schemas") {
-        let path = entry.expect("entry").path();
-        std::fs::copy(&path, dir.path().join(path.file_name().expect("name"))).expect("copy");
-    }
-    let stack = Stack::new("sighup").await;
-    let mut config = stack.config(&[]);
-    config.schemas_dir = dir.path().to_owned();
-    let service = start(config).await;
-    service
-        .wait_for_status("/readyz", 200, Duration::from_secs(20))
-        .await;
-
-    let session = Uuid::new_v4();
-    let checkout = |i: u32| {
-        let mut event = party_event(i, session);
-        event["category"] = json!("checkout");
-        event["data"] = json!({"cart": ["sku-1"]});
-        message("web", &event)
-    };
-    publish(&stack.js, vec![checkout(1)]).await;
-    wait_for_count(&stack.client, ERRORS_FINAL, 1).await;
-    let code: String = stack
-        .client
-        .query("SELECT code FROM event_errors")
-        .fetch_one()
-        .await
-        .expect("code");
-    assert_eq!(code, "unknown_category");
-
-    std::fs::write(
-        dir.path().join("checkout.json"),
-        r#"{"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "x-eye-category": "checkout", "type": "object", "required": ["data"],
-            "properties": {"data": {"type": "object", "required": ["cart"]}}}"#,
-    )
-    .expect("schema");
-    let hangup = std::process::Command::new("kill")
-        .args(["-HUP", &std::process::id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(hangup.success());
-    hangups.recv().await.expect("SIGHUP received");
-    // The reload runs on the consumer's own SIGHUP task: publish until an
-    // event of the new category is stored (each one distinct).
-    let stored = wait_for("a checkout event stored", Duration::from_secs(10), || {
-        let (js, client) = (&stack.js, &stack.client);
-        async move {
-            publish(js, vec![checkout(2)]).await;
-            let n: u64 = client
-                .query("SELECT count() FROM events FINAL WHERE category = 'checkout'")
-                .fetch_one()
-                .await
-                .map_err(|e| e.to_string())?;
-            if n > 0 {
-                Ok(n)
-            } else {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                Err("none yet".to_owned())
-            }
-        }
-    })
-    .await;
-    assert_eq!(stored, 1, "the same event, published again, is one row");
     service.stop(Duration::from_secs(10)).await;
 }
