@@ -111,18 +111,10 @@ async fn clickhouse_keeps_its_data_across_a_crash_and_dies_on_drop() -> TestResu
     Ok(())
 }
 
-/// Runs this test binary again, with only the ignored helper test `name`, and
-/// `envs` set for that process alone.
-fn child_test(name: &str, envs: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(std::env::current_exe().expect("test binary"));
-    command.args([
-        "--exact",
-        name,
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
-    command.envs(envs.iter().copied());
+/// The helper process of these tests (`src/bin/eye-testkit-child.rs`) with `args`.
+fn child(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_eye-testkit-child"));
+    command.args(args);
     command
 }
 
@@ -130,12 +122,11 @@ fn child_test(name: &str, envs: &[(&str, &str)]) -> Command {
 fn a_failed_start_quotes_the_command_and_log() {
     // `/bin/false` as the server: it exits at once, like a server that
     // rejects its configuration.
-    let output = child_test(
-        "start_with_a_broken_binary",
-        &[(BROKEN_BINARY, "/bin/false")],
-    )
-    .output()
-    .expect("run the child test");
+    let output = child(&["broken-start"])
+        .env("EYE_NATS_SERVER_BIN", "/bin/false")
+        .output()
+        .expect("run the child process");
+    assert!(output.status.success(), "{output:?}");
     let output = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.contains("nats-server exited during start-up"),
@@ -147,58 +138,18 @@ fn a_failed_start_quotes_the_command_and_log() {
     );
 }
 
-/// Set (to a path) only for the child of `a_failed_start_quotes_the_command_and_log`.
-const BROKEN_BINARY: &str = "EYE_NATS_SERVER_BIN";
-
-/// Helper run as a child process, where the binary override applies to that
-/// process alone.
-#[test]
-#[ignore = "helper: run by a_failed_start_quotes_the_command_and_log"]
-fn start_with_a_broken_binary() {
-    if std::env::var_os(BROKEN_BINARY).is_none() {
-        return;
-    }
-    match NatsServer::start() {
-        Ok(_) => panic!("/bin/false cannot be a server"),
-        Err(error) => println!("{error}"),
-    }
-}
-
-/// How the helper below ends its process: `panic` or `sigkill`.
-const HOW_TO_DIE: &str = "EYE_TESTKIT_DIE_BY";
-
-/// Helper run as a child process by `no_orphans_when_the_test_process_dies`:
-/// starts both shared servers, prints their pids, then dies as told.
-#[test]
-#[ignore = "helper: run by no_orphans_when_the_test_process_dies"]
-fn start_shared_servers_then_die() {
-    let Some(how) = std::env::var_os(HOW_TO_DIE) else {
-        return;
-    };
-    let nats = eye_testkit::shared_nats().pid().expect("nats pid");
-    let clickhouse = eye_testkit::shared_clickhouse()
-        .pid()
-        .expect("clickhouse pid");
-    println!("PIDS {nats} {clickhouse}");
-    if how == "panic" {
-        panic!("dying with shared servers running");
-    }
-    // Wait to be killed (bounded, so a broken parent cannot leave us here).
-    std::thread::sleep(Duration::from_secs(60));
-}
-
-/// Runs the helper in a child test process; returns it and the server pids.
+/// Runs the helper process that starts the shared servers and then dies
+/// `how` (`panic` or `sigkill`); returns it and the server pids.
 fn child_with_servers(how: &str) -> (std::process::Child, [u32; 2]) {
-    let mut child = child_test("start_shared_servers_then_die", &[(HOW_TO_DIE, how)])
+    let mut child = child(&["shared-then-die", how])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("run the child test process");
+        .expect("run the child process");
     let stdout = child.stdout.take().expect("piped stdout");
     let line = BufReader::new(stdout)
         .lines()
         .map_while(Result::ok)
-        // libtest prints "test NAME ... " on the same line first.
         .find_map(|line| line.split_once("PIDS ").map(|(_, pids)| pids.to_owned()))
         .expect("the child prints the server pids");
     let pids: Vec<u32> = line
@@ -250,10 +201,13 @@ fn no_orphans_when_the_test_process_dies() {
         directories_owned_by(killed_pid)
     );
 
-    // A panicking test: the process exits "normally" with statics undropped.
+    // A panic: the process exits "normally" with statics undropped.
     let (mut panicked, pids) = child_with_servers("panic");
     let status = panicked.wait().expect("wait for the child");
-    assert!(!status.success(), "the helper test failed, as it should");
+    assert!(
+        !status.success(),
+        "the helper process panicked, as it should"
+    );
     for pid in pids {
         assert!(
             wait_until_dead(pid, Duration::from_secs(10)),
