@@ -6,14 +6,11 @@
 //! from a header: NATS permissions bind a publisher to its subjects, while any
 //! publisher can write any header.
 
-use std::sync::Arc;
-
 use eye_contract::subject::parse_rejects_subject;
 use eye_contract::{
     parse_events_subject, validate_client_id, ErrorCode, EventError, Reject, RejectSource,
     Timestamp, Validator,
 };
-use eye_server_kit::schemas::SharedSchemas;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -44,23 +41,18 @@ pub enum Outcome {
     DeadLetter(ErrorRow),
 }
 
-/// Makes the decisions; holds the schemas in force and the raw-body cap.
+/// Makes the decisions; holds the validator and the raw-body cap. The
+/// pipeline makes one per batch, with the schemas in force then.
 #[derive(Debug, Clone)]
 pub struct Decoder {
-    schemas: Arc<SharedSchemas>,
+    validator: Validator,
     raw_cap: usize,
 }
 
 impl Decoder {
     /// A decoder validating with `validator` and keeping `raw_cap` bytes of raw bodies.
     pub fn new(validator: Validator, raw_cap: usize) -> Decoder {
-        Decoder::shared(SharedSchemas::fixed(validator), raw_cap)
-    }
-
-    /// A decoder validating with the schemas in force in `schemas` (reloaded
-    /// on SIGHUP) and keeping `raw_cap` bytes of raw bodies.
-    pub fn shared(schemas: Arc<SharedSchemas>, raw_cap: usize) -> Decoder {
-        Decoder { schemas, raw_cap }
+        Decoder { validator, raw_cap }
     }
 
     /// Decides about a message of EYE_EVENTS.
@@ -77,8 +69,7 @@ impl Decoder {
             return Outcome::DeadLetter(self.consumer_reject(&client, &error, payload, meta));
         };
         match self
-            .schemas
-            .current()
+            .validator
             .validate_slice(&client, payload, meta.received)
         {
             Ok(event) if event.category != category => {
@@ -153,7 +144,7 @@ impl Decoder {
         meta: &Meta,
     ) -> ErrorRow {
         // Parsed only to pick out category, session and id; bounded like the validator.
-        let parsed = (payload.len() <= self.schemas.current().limits().max_event_bytes)
+        let parsed = (payload.len() <= self.validator.limits().max_event_bytes)
             .then(|| serde_json::from_slice::<Value>(payload).ok())
             .flatten();
         let mut reject = Reject::new(

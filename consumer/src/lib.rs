@@ -53,7 +53,6 @@ pub use config::Config;
 pub use replay::Tool;
 
 use crate::config::ConfigError;
-use crate::decode::Decoder;
 use crate::metrics::Metrics;
 use crate::migrations::MigrationError;
 use crate::pipeline::{Lane, Pipeline, Settings};
@@ -238,6 +237,7 @@ impl Work<'_> {
             ack_wait: p.ack_wait,
             retry_min: p.retry_min,
             retry_max: p.retry_max,
+            reject_raw_cap: p.reject_raw_cap,
             skip_acks: p.fault_skip_acks,
         };
         let store = Store::new(
@@ -245,14 +245,13 @@ impl Work<'_> {
             p.insert_timeout,
             self.metrics.clone(),
         );
-        let decoder = Decoder::shared(Arc::clone(&self.schemas), p.reject_raw_cap);
         let pipeline = |lane, consumer| Pipeline {
             lane,
             consumer,
             js: js.clone(),
             nats: self.nats.clone(),
             store: store.clone(),
-            decoder: decoder.clone(),
+            schemas: Arc::clone(&self.schemas),
             metrics: self.metrics.clone(),
             status: self.status.clone(),
             settings: settings.clone(),

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, consumer::PullConsumer, AckKind};
 use eye_contract::Timestamp;
+use eye_server_kit::schemas::SharedSchemas;
 use tokio_util::sync::CancellationToken;
 
 use crate::deadletter;
@@ -60,6 +61,8 @@ pub struct Settings {
     pub retry_min: Duration,
     /// Longest retry pause.
     pub retry_max: Duration,
+    /// Bytes of a rejected event's body kept in `event_errors`.
+    pub reject_raw_cap: usize,
     /// Test fault: store but never ack.
     pub skip_acks: bool,
 }
@@ -76,8 +79,9 @@ pub struct Pipeline {
     pub nats: async_nats::Client,
     /// ClickHouse.
     pub store: Store,
-    /// The per-message decisions.
-    pub decoder: Decoder,
+    /// The event schemas in force (reloaded on SIGHUP); each batch is decided
+    /// with the ones in force when it starts.
+    pub schemas: Arc<SharedSchemas>,
     /// Metrics.
     pub metrics: Metrics,
     /// Shared state for /readyz and /status.
@@ -156,6 +160,7 @@ impl Pipeline {
     }
 
     async fn process(&self, messages: Vec<jetstream::Message>, hard_stop: &CancellationToken) {
+        let decoder = Decoder::new(self.schemas.current(), self.settings.reject_raw_cap);
         let mut items = Vec::with_capacity(messages.len());
         for message in messages {
             let Some(meta) = meta(&message) else {
@@ -168,13 +173,9 @@ impl Pipeline {
                 self.metrics.redeliveries.inc();
             }
             let outcome = match self.lane {
-                Lane::Events => {
-                    self.decoder
-                        .event(message.subject.as_str(), &message.payload, &meta)
-                }
+                Lane::Events => decoder.event(message.subject.as_str(), &message.payload, &meta),
                 Lane::Rejects => {
-                    self.decoder
-                        .gateway_reject(message.subject.as_str(), &message.payload, &meta)
+                    decoder.gateway_reject(message.subject.as_str(), &message.payload, &meta)
                 }
             };
             items.push(Item {
@@ -228,7 +229,7 @@ impl Pipeline {
         );
 
         for (i, reason) in refused {
-            fates[i] = self.refused(&items[i], &reason).await;
+            fates[i] = self.refused(&decoder, &items[i], &reason).await;
         }
         self.settle(&items, &fates).await;
     }
@@ -289,7 +290,7 @@ impl Pipeline {
     }
 
     /// A row ClickHouse refused: try again later, or park it on its last delivery.
-    async fn refused(&self, item: &Item, reason: &str) -> Fate {
+    async fn refused(&self, decoder: &Decoder, item: &Item, reason: &str) -> Fate {
         if item.meta.delivered < self.settings.max_deliver {
             tracing::warn!(sequence = item.meta.sequence, delivered = item.meta.delivered, %reason, "ClickHouse refused a row; it will be retried");
             let exponent = u32::try_from(item.meta.delivered.clamp(0, 16)).unwrap_or(16);
@@ -300,7 +301,7 @@ impl Pipeline {
                 .min(self.settings.retry_max);
             return Fate::Nak(delay);
         }
-        let row = self.decoder.storage_failed(
+        let row = decoder.storage_failed(
             item.message.subject.as_str(),
             &item.message.payload,
             &item.meta,
