@@ -218,7 +218,7 @@ pub fn sessions(
     range(&mut st, filters.range, EVENT_RANGE);
     if let Some(category) = &filters.category {
         // The category's sessions come from the table sorted by category;
-        // their statistics from the one sorted by session.
+        // their statistics from the table chosen above, over all categories.
         st.push(
             "\n  AND session_id IN (SELECT session_id FROM events_by_category WHERE category = ?",
             [Value::Str(category.clone())],
