@@ -14,7 +14,8 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::context::CreateStreamErrorKind;
+use async_nats::jetstream::{self, stream, ErrorCode};
 use eye_contract::subject::{DEADLETTER_SUBJECTS, REJECTS_SUBJECTS};
 use eye_contract::{EVENTS_STREAM, EVENTS_SUBJECTS};
 
@@ -91,13 +92,46 @@ impl StreamArgs {
 
 /// A stream could not be created or updated.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot create or update JetStream stream {stream}: {source}")]
+#[error(
+    "cannot create or update JetStream stream {stream}: {source}{}",
+    storage_hint(self)
+)]
 pub struct StreamError {
     /// The stream's name.
     pub stream: String,
+    /// The byte limit asked for.
+    pub max_bytes: i64,
     /// The server's answer.
     #[source]
     pub source: jetstream::context::CreateStreamError,
+}
+
+impl StreamError {
+    /// True when the server has no room to reserve the stream's byte limit.
+    pub fn is_out_of_storage(&self) -> bool {
+        matches!(
+            self.source.kind(),
+            CreateStreamErrorKind::JetStream(error)
+                if error.error_code() == ErrorCode::STORAGE_RESOURCES_EXCEEDED
+        )
+    }
+}
+
+/// What to do when JetStream cannot reserve the byte limit: the most likely
+/// cause is its default storage limit, 75% of the disk space free when the
+/// server started.
+fn storage_hint(error: &StreamError) -> String {
+    if !error.is_out_of_storage() {
+        return String::new();
+    }
+    format!(
+        " (JetStream reserves a file stream's whole byte limit, here {} bytes, when it \
+         creates it; by default it may use 75% of the disk space free when nats-server \
+         started: free disk space, raise max_file_store in the server's jetstream block, \
+         or lower --stream-max-bytes / EYE_STREAM_MAX_BYTES, of which the side streams \
+         take a tenth each)",
+        error.max_bytes
+    )
 }
 
 /// Creates the streams, or updates them to `args` when they exist: safe to call from
@@ -112,7 +146,7 @@ pub async fn create_or_update_streams(
     args: &StreamArgs,
 ) -> Result<(), StreamError> {
     for config in args.all_configs() {
-        let stream = config.name.clone();
+        let (stream, max_bytes) = (config.name.clone(), config.max_bytes);
         let Err(source) = js.create_or_update_stream(config.clone()).await else {
             continue;
         };
@@ -135,9 +169,19 @@ pub async fn create_or_update_streams(
                     ..config
                 })
                 .await
-                .map_err(|source| StreamError { stream, source })?;
+                .map_err(|source| StreamError {
+                    stream,
+                    max_bytes,
+                    source,
+                })?;
             }
-            _ => return Err(StreamError { stream, source }),
+            _ => {
+                return Err(StreamError {
+                    stream,
+                    max_bytes,
+                    source,
+                })
+            }
         }
     }
     Ok(())

@@ -105,3 +105,40 @@ async fn an_events_stream_made_with_another_retention_is_kept_and_updated() {
         "new streams keep messages until they age out"
     );
 }
+
+/// A server whose storage cannot hold the byte limit refuses the stream, and
+/// the error says what to change, with the limit asked for.
+#[tokio::test]
+async fn a_limit_beyond_the_servers_storage_is_a_specific_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("small.conf");
+    std::fs::write(
+        &config,
+        "jetstream {\n  store_dir: $EYE_NATS_STORE_DIR\n  max_file_store: 64MB\n}\n",
+    )
+    .expect("write config");
+    let nats = eye_testkit::NatsServer::builder()
+        .config_file(&config)
+        .start()
+        .expect("start nats-server");
+    let js = async_nats::jetstream::new(nats.connect().await);
+
+    let error = create_or_update_streams(&js, &args(1024 * 1024 * 1024))
+        .await
+        .expect_err("1 GiB does not fit in 64 MB");
+    assert!(error.is_out_of_storage(), "{error:?}");
+    let message = error.to_string();
+    for part in [
+        eye_contract::EVENTS_STREAM,
+        "1073741824 bytes",
+        "max_file_store",
+        "EYE_STREAM_MAX_BYTES",
+    ] {
+        assert!(message.contains(part), "{part:?} missing from: {message}");
+    }
+
+    // Within the storage the same server takes them.
+    create_or_update_streams(&js, &args(32 * 1024 * 1024))
+        .await
+        .expect("32 MiB and two side streams of 3.2 MiB fit in 64 MB");
+}

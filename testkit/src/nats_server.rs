@@ -18,9 +18,19 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: usize = 5;
 /// How long [`NatsServer::stop`] waits for a clean exit before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+/// The harness's own configuration when no file is given. JetStream's default
+/// storage limit is 75% of the disk space free at start-up, and creating a
+/// file stream reserves its whole byte limit against it: the services'
+/// default of 8 GiB for EYE_EVENTS (plus a tenth per side stream) is refused
+/// with "insufficient storage resources" on a machine with less than ~13 GiB
+/// free, as a CI machine once had. Tests write megabytes, so an explicit
+/// limit makes them independent of the free space.
+const HARNESS_CONFIG: &str = "jetstream {\n  max_file_store: 1TB\n}\n";
 
 /// A `nats-server -js` on 127.0.0.1, with its own JetStream store in a
-/// temporary directory. Killed, and its directory removed, when dropped.
+/// temporary directory (1 TB of JetStream storage whatever the free disk,
+/// unless a configuration file says otherwise). Killed, and its directory
+/// removed, when dropped.
 ///
 /// Fault tests can [`kill`](NatsServer::kill) it (SIGKILL, like a crash) or
 /// [`stop`](NatsServer::stop) it (SIGTERM), and
@@ -75,19 +85,25 @@ impl NatsServer {
             path.join("nats-server.log"),
             Vec::new(),
         );
-        let config = match options.config {
-            Some(file) => Some(
+        let (config, own_file) = match options.config {
+            Some(file) => (
                 std::path::absolute(&file)
                     .map_err(|e| HarnessError::io(format!("locating {}", file.display()), e))?,
+                false,
             ),
-            None => None,
+            None => {
+                let file = path.join("harness.conf");
+                std::fs::write(&file, HARNESS_CONFIG)
+                    .map_err(|e| HarnessError::io(format!("writing {}", file.display()), e))?;
+                (file, true)
+            }
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let [port, monitor_port] = free_ports::<2>()?;
             let mut envs = options.envs.clone();
-            if config.is_some() {
+            if !own_file {
                 // A file with a jetstream block names its own store (a second
                 // one from -sd is refused): deploy/nats/*.conf read it from
                 // here. The name and ports are the flags' (which win over the
@@ -102,7 +118,8 @@ impl NatsServer {
             }
             process.set_envs(envs);
             process.set_args(args(
-                config.as_deref(),
+                &config,
+                own_file,
                 port,
                 monitor_port,
                 &name,
@@ -298,17 +315,17 @@ impl NatsServerBuilder {
     }
 }
 
+/// The server's flags: `config` is the harness's own file (`own_file`: no
+/// store directory, so `-sd` names it) or the caller's.
 fn args(
-    config: Option<&Path>,
+    config: &Path,
+    own_file: bool,
     port: u16,
     monitor_port: u16,
     name: &str,
     store_dir: &Path,
 ) -> Vec<String> {
-    let mut args = Vec::new();
-    if let Some(file) = config {
-        args.extend(["--config".to_owned(), file.display().to_string()]);
-    }
+    let mut args = vec!["--config".to_owned(), config.display().to_string()];
     args.extend([
         "-js".to_owned(),
         "-a".to_owned(),
@@ -319,9 +336,9 @@ fn args(
         "-m".to_owned(),
         monitor_port.to_string(),
     ]);
-    // With a file, its store_dir (from EYE_NATS_STORE_DIR) is the store: a
+    // A caller's file names its store_dir (from EYE_NATS_STORE_DIR): a
     // second one from -sd is refused.
-    if config.is_none() {
+    if own_file {
         args.extend(["-sd".to_owned(), store_dir.display().to_string()]);
     }
     args.extend(["-n".to_owned(), name.to_owned()]);

@@ -146,3 +146,28 @@ fn every_caller_gets_the_same_server() {
     assert!(nats.pid().is_some());
     assert!(std::ptr::eq(nats, eye_testkit::shared_nats()));
 }
+
+/// The harness's server reserves stream limits against an explicit storage
+/// limit, not against 75% of the machine's free disk: a CI machine with
+/// ~12 GiB free refused the services' default streams (8 GiB and two of
+/// 0.8 GiB) with "insufficient storage resources available". 600 GiB is more
+/// than most test machines have free, and well within the harness's 1 TB.
+#[tokio::test]
+async fn stream_limits_do_not_depend_on_the_free_disk() -> TestResult {
+    let nats = eye_testkit::NatsServer::start()?;
+    let js = jetstream::new(nats.connect().await);
+    let info = js
+        .create_stream(stream::Config {
+            name: "BIG".to_owned(),
+            subjects: vec!["big.>".to_owned()],
+            storage: stream::StorageType::File,
+            max_bytes: 600 * 1024 * 1024 * 1024,
+            ..Default::default()
+        })
+        .await?
+        .info()
+        .await?
+        .clone();
+    assert_eq!(info.config.max_bytes, 600 * 1024 * 1024 * 1024);
+    Ok(())
+}
