@@ -32,10 +32,6 @@ readonly BENCH_TIMEOUT_SECS=540
 readonly STACK_START_SECS=300
 readonly STACK_STOP_SECS=60
 readonly RESULTS=${EYE_BENCH_RESULTS:-$BENCH_ROOT/bench/results.json}
-# Free disk below which the streams' byte limit is lowered (see check_disk):
-# the default streams reserve 9.6 GiB, the 10 million events take about 3.
-readonly MIN_FREE_BYTES=$((16 * 1024 * 1024 * 1024))
-readonly SMALL_STREAM_BYTES=$((2 * 1024 * 1024 * 1024))
 
 note() { printf '%s: %s\n' "$BENCH" "$*"; }
 fail() {
@@ -108,21 +104,6 @@ EOF
     done
 }
 
-# JetStream reserves each stream's byte limit on disk when the stream is
-# created: EYE_EVENTS's default of 8 GiB plus a tenth for each side stream.
-# With less free space than that the services cannot create their streams and
-# the stack never gets ready. The limit is not consulted per message, so a
-# smaller one changes nothing measured: it is lowered, and said so.
-check_disk() {
-    local avail
-    avail=$(df --output=avail -B1 "$BENCH_HOME" 2>/dev/null | tail -n 1 | tr -d ' ')
-    [[ $avail =~ ^[0-9]+$ ]] || return 0
-    if ((avail < MIN_FREE_BYTES)) && [[ -z ${EYE_STREAM_MAX_BYTES:-} ]]; then
-        export EYE_STREAM_MAX_BYTES=$SMALL_STREAM_BYTES
-        note "only $((avail / 1024 / 1024 / 1024)) GiB free in $BENCH_HOME: EYE_STREAM_MAX_BYTES=$SMALL_STREAM_BYTES (2 GiB) so JetStream can reserve the streams"
-    fi
-}
-
 # SIGTERM to `local.sh up` (which stops its parts in order), then checks that
 # every process of the stack is gone; kills stragglers by pid.
 cleanup() {
@@ -184,7 +165,10 @@ main() {
     trap 'exit 143' TERM
     trap 'exit 129' HUP
     choose_ports
-    check_disk
+    # local.sh's; here rather than in up so the note is in this output. The
+    # limit is not consulted per message, so a lower one changes nothing
+    # measured (the consumer trims the stream once events are stored).
+    fit_streams_to_disk "$BENCH_HOME"
 
     note "starting the stack (deploy/local.sh up) in $BENCH_HOME, gateway on port $EYE_GATEWAY_PORT"
     "$BENCH_ROOT/deploy/local.sh" up >"$BENCH_HOME/up.log" 2>&1 &

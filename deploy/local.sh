@@ -47,6 +47,10 @@ readonly NATS_START_SECS=30
 readonly CLICKHOUSE_START_SECS=60
 readonly SERVICE_START_SECS=60
 readonly STOP_GRACE_SECS=10
+# The streams' default byte limits together (see fit_streams_to_disk), and the
+# free space below which up refuses to start.
+readonly DEFAULT_STREAMS_BYTES=$((8 * 1024 * 1024 * 1024 * 12 / 10))
+readonly MIN_FREE_MIB=512
 
 usage() {
     cat <<EOF
@@ -617,6 +621,25 @@ stop_leftovers() {
     done
 }
 
+# JetStream reserves a file stream's whole byte limit when it creates it,
+# against a store limit of 75% of the disk space free when nats-server starts
+# (local.conf sets none). The services' default limits (EYE_EVENTS 8 GiB, a
+# tenth each for the rejects and dead letters: 9.6 GiB) need ~14 GiB free with
+# room for ClickHouse; with less, a stack would never get ready ("insufficient
+# storage resources"). So unless EYE_STREAM_MAX_BYTES is given, the limit is
+# lowered to half the free space of $1, and said so.
+fit_streams_to_disk() {
+    [[ -z ${EYE_STREAM_MAX_BYTES:-} ]] || return 0
+    local avail mib=$((1024 * 1024))
+    avail=$(df --output=avail -B1 "$1" 2>/dev/null | tail -n 1 | tr -d ' ')
+    [[ $avail =~ ^[0-9]+$ ]] || return 0
+    ((avail / 4 * 3 < DEFAULT_STREAMS_BYTES + 1024 * mib)) || return 0
+    ((avail >= MIN_FREE_MIB * mib)) ||
+        die "only $((avail / mib)) MiB free in $1: the stack needs at least $MIN_FREE_MIB MiB (NATS's stream and ClickHouse's data)"
+    export EYE_STREAM_MAX_BYTES=$((avail / 2 / mib * mib))
+    warn "only $((avail / mib)) MiB free in $1: EYE_STREAM_MAX_BYTES=$EYE_STREAM_MAX_BYTES ($((EYE_STREAM_MAX_BYTES / mib)) MiB) instead of 8 GiB, which JetStream could not reserve; set it to choose"
+}
+
 # ---------------------------------------------------------------------------
 # up: the parts
 
@@ -754,6 +777,7 @@ cmd_up() {
 
     ensure_servers
     build_services
+    fit_streams_to_disk "$EYE_HOME"
 
     # One stack per EYE_HOME: two would share the NATS store and ClickHouse's data.
     # Taken after the build, so no cargo or apt helper inherits it.
