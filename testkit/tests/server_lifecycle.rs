@@ -133,7 +133,7 @@ fn a_failed_start_quotes_the_command_and_log() {
         "{output}"
     );
     assert!(
-        output.contains("command: /bin/false -js -a 127.0.0.1"),
+        output.contains("command: /bin/false --config ") && output.contains(" -js -a 127.0.0.1"),
         "{output}"
     );
 }
