@@ -12,7 +12,7 @@
 //! resumes the moment a new leader is elected.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_nats::jetstream::context::GetStreamErrorKind;
@@ -39,6 +39,8 @@ const CHECK_PAUSE: Duration = Duration::from_millis(250);
 pub struct Streams {
     ready: AtomicBool,
     lost: Notify,
+    /// Why the last attempt to set the streams up failed (shown by `/readyz`).
+    last_error: Mutex<Option<String>>,
 }
 
 impl Streams {
@@ -50,6 +52,21 @@ impl Streams {
     /// Whether the streams exist, as far as we know.
     pub fn ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
+    }
+
+    /// Why the streams are not set up, as far as the last attempt said.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_last_error(&self, error: Option<String>) {
+        *self
+            .last_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error;
     }
 
     /// A publish found no stream for its subject: check whether one is
@@ -102,12 +119,20 @@ impl Streams {
             let outcome = tokio::time::timeout(ATTEMPT_TIMEOUT, create_or_update_streams(js, args));
             match outcome.await {
                 Ok(Ok(())) => {
+                    self.set_last_error(None);
                     self.ready.store(true, Ordering::Release);
                     tracing::info!(attempt, "JetStream streams are ready");
                     return true;
                 }
-                Ok(Err(error)) => tracing::warn!(attempt, %error, "cannot set up the streams yet"),
-                Err(_) => tracing::warn!(attempt, "setting up the streams timed out"),
+                Ok(Err(error)) => {
+                    tracing::warn!(attempt, %error, "cannot set up the streams yet");
+                    self.set_last_error(Some(error.to_string()));
+                }
+                Err(_) => {
+                    tracing::warn!(attempt, "setting up the streams timed out");
+                    let took = humantime::format_duration(ATTEMPT_TIMEOUT);
+                    self.set_last_error(Some(format!("setting them up took over {took}")));
+                }
             }
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
@@ -153,13 +178,14 @@ impl ReadinessCheck for StreamsReady {
         "streams"
     }
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
-        let ready = self.0.ready();
-        Box::pin(async move {
-            if ready {
-                Ok(())
-            } else {
-                Err("the JetStream streams are not set up yet".to_owned())
-            }
-        })
+        let outcome = if self.0.ready() {
+            Ok(())
+        } else {
+            Err(match self.0.last_error() {
+                Some(error) => format!("the JetStream streams are not set up yet: {error}"),
+                None => "the JetStream streams are not set up yet".to_owned(),
+            })
+        };
+        Box::pin(std::future::ready(outcome))
     }
 }

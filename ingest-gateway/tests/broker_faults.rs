@@ -309,3 +309,40 @@ async fn a_reject_that_cannot_be_recorded_yet_is_tried_again() {
         0.0
     );
 }
+
+/// A NATS server without room for the stream limits: the gateway stays
+/// unready and `/readyz` says why and what to change.
+#[tokio::test]
+async fn a_stream_limit_nats_cannot_reserve_is_explained_by_readyz() {
+    let nats = NatsServer::builder()
+        .max_file_store("64MB")
+        .start()
+        .expect("nats-server");
+    let gw = common::start_unready(&nats.url(), &["--stream-max-bytes", "1073741824"]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let error = loop {
+        let ready = gw.get("/readyz").await;
+        assert_eq!(ready.status, 503, "{ready:?}");
+        let streams = ready.body["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|check| check["name"] == "streams"))
+            .cloned()
+            .unwrap_or_default();
+        if let Some(error) = streams["error"]
+            .as_str()
+            .filter(|e| e.contains("not set up yet: "))
+        {
+            break error.to_owned();
+        }
+        assert!(Instant::now() < deadline, "no reason in /readyz: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for part in [
+        "insufficient storage resources",
+        "1073741824 bytes",
+        "EYE_STREAM_MAX_BYTES",
+    ] {
+        assert!(error.contains(part), "{part:?} missing from: {error}");
+    }
+    assert_eq!(gw.send(&party(1)).await.status, 503);
+}

@@ -110,15 +110,8 @@ async fn an_events_stream_made_with_another_retention_is_kept_and_updated() {
 /// the error says what to change, with the limit asked for.
 #[tokio::test]
 async fn a_limit_beyond_the_servers_storage_is_a_specific_error() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config = dir.path().join("small.conf");
-    std::fs::write(
-        &config,
-        "jetstream {\n  store_dir: $EYE_NATS_STORE_DIR\n  max_file_store: 64MB\n}\n",
-    )
-    .expect("write config");
     let nats = eye_testkit::NatsServer::builder()
-        .config_file(&config)
+        .max_file_store("64MB")
         .start()
         .expect("start nats-server");
     let js = async_nats::jetstream::new(nats.connect().await);

@@ -68,6 +68,10 @@ pub enum HarnessError {
         log_tail: String,
     },
 
+    /// The options given to a builder contradict each other.
+    #[error("{0}")]
+    InvalidOptions(&'static str),
+
     /// `start_again` was called while the server was still running.
     #[error("{server} is still running (pid {pid}): kill() or stop() it before start_again()")]
     AlreadyRunning {

@@ -18,14 +18,14 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 const PORT_ATTEMPTS: usize = 5;
 /// How long [`NatsServer::stop`] waits for a clean exit before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(10);
-/// The harness's own configuration when no file is given. JetStream's default
-/// storage limit is 75% of the disk space free at start-up, and creating a
-/// file stream reserves its whole byte limit against it: the services'
-/// default of 8 GiB for EYE_EVENTS (plus a tenth per side stream) is refused
-/// with "insufficient storage resources" on a machine with less than ~13 GiB
-/// free, as a CI machine once had. Tests write megabytes, so an explicit
-/// limit makes them independent of the free space.
-const HARNESS_CONFIG: &str = "jetstream {\n  max_file_store: 1TB\n}\n";
+/// JetStream's storage limit in the harness's own configuration (when no file
+/// is given). JetStream's default is 75% of the disk space free at start-up,
+/// and creating a file stream reserves its whole byte limit against it: the
+/// services' default of 8 GiB for EYE_EVENTS (plus a tenth per side stream) is
+/// refused with "insufficient storage resources" on a machine with less than
+/// ~13 GiB free, as a CI machine once had. Tests write megabytes, so an
+/// explicit limit makes them independent of the free space.
+const DEFAULT_MAX_FILE_STORE: &str = "1TB";
 
 /// A `nats-server -js` on 127.0.0.1, with its own JetStream store in a
 /// temporary directory (1 TB of JetStream storage whatever the free disk,
@@ -85,6 +85,12 @@ impl NatsServer {
             path.join("nats-server.log"),
             Vec::new(),
         );
+        if options.config.is_some() && options.max_file_store.is_some() {
+            return Err(HarnessError::InvalidOptions(
+                "max_file_store applies to the harness's own configuration: \
+                 with config_file, set it in the file's jetstream block",
+            ));
+        }
         let (config, own_file) = match options.config {
             Some(file) => (
                 std::path::absolute(&file)
@@ -93,8 +99,13 @@ impl NatsServer {
             ),
             None => {
                 let file = path.join("harness.conf");
-                std::fs::write(&file, HARNESS_CONFIG)
-                    .map_err(|e| HarnessError::io(format!("writing {}", file.display()), e))?;
+                let limit = options.max_file_store.as_deref();
+                let limit = limit.unwrap_or(DEFAULT_MAX_FILE_STORE);
+                std::fs::write(
+                    &file,
+                    format!("jetstream {{\n  max_file_store: {limit}\n}}\n"),
+                )
+                .map_err(|e| HarnessError::io(format!("writing {}", file.display()), e))?;
                 (file, true)
             }
         };
@@ -286,6 +297,7 @@ const MONITOR_PORT_ENV: &str = "EYE_NATS_MONITOR_PORT";
 pub struct NatsServerBuilder {
     config: Option<PathBuf>,
     envs: Vec<(String, String)>,
+    max_file_store: Option<String>,
 }
 
 impl NatsServerBuilder {
@@ -299,6 +311,15 @@ impl NatsServerBuilder {
     /// the name and ports it chose.
     pub fn config_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.config = Some(path.into());
+        self
+    }
+
+    /// JetStream's storage limit, in nats-server's notation (`64MB`, `1TB`;
+    /// default 1TB), for tests of what happens when it is too small. Not
+    /// with [`config_file`](Self::config_file), whose `jetstream` block
+    /// decides: starting then fails with [`HarnessError::InvalidOptions`].
+    pub fn max_file_store(mut self, limit: impl Into<String>) -> Self {
+        self.max_file_store = Some(limit.into());
         self
     }
 

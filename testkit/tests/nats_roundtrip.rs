@@ -171,3 +171,17 @@ async fn stream_limits_do_not_depend_on_the_free_disk() -> TestResult {
     assert_eq!(info.config.max_bytes, 600 * 1024 * 1024 * 1024);
     Ok(())
 }
+
+/// A storage limit and a configuration file of the caller's contradict each
+/// other (the file's `jetstream` block decides): refused before starting.
+#[test]
+fn a_storage_limit_with_a_configuration_file_is_refused() {
+    let started = eye_testkit::NatsServer::builder()
+        .config_file("/nonexistent/nats.conf")
+        .max_file_store("64MB")
+        .start();
+    assert!(
+        matches!(started, Err(eye_testkit::HarnessError::InvalidOptions(_))),
+        "{started:?}"
+    );
+}
