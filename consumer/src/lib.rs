@@ -223,7 +223,10 @@ impl Work<'_> {
 
         let js = jetstream::new(self.nats.clone());
         let Some(handles) = retry_until(&shutdown, "JetStream set-up", || async {
-            setup_jetstream(&js, self.config).await
+            let outcome = setup_jetstream(&js, self.config).await;
+            let done = outcome.as_ref().map(|_| ()).map_err(String::clone);
+            self.status.set_jetstream(done);
+            outcome
         })
         .await
         else {

@@ -21,6 +21,12 @@ pub struct Snapshot {
     /// Why the schema is not up to date yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_error: Option<String>,
+    /// Whether the streams and durable consumers are set up; until then
+    /// nothing is consumed.
+    pub jetstream_ready: bool,
+    /// Why they are not set up yet (the last attempt's error).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jetstream_error: Option<String>,
     /// Lag of the events consumer, from the last poll.
     pub events: Option<Lag>,
     /// Lag of the gateway rejects consumer, from the last poll.
@@ -102,6 +108,14 @@ impl Status {
         }
     }
 
+    /// Records the outcome of an attempt to set up the streams and durable
+    /// consumers: done, or why not.
+    pub fn set_jetstream(&self, outcome: Result<(), String>) {
+        let mut s = self.lock();
+        s.jetstream_ready = outcome.is_ok();
+        s.jetstream_error = outcome.err();
+    }
+
     /// Records a confirmed INSERT of `events` and `rejects` rows.
     pub fn inserted(&self, events: u64, rejects: u64) {
         let mut s = self.lock();
@@ -159,6 +173,10 @@ impl ReadinessCheck for PipelineReady {
                 let why = s.schema_error.as_deref().unwrap_or("not applied yet");
                 return Err(format!("schema migrations pending: {why}"));
             }
+            if !s.jetstream_ready {
+                let why = s.jetstream_error.as_deref().unwrap_or("not done yet");
+                return Err(format!("JetStream set-up pending: {why}"));
+            }
             if let Some(error) = s.insert_error {
                 return Err(format!("inserts into ClickHouse are failing: {error}"));
             }
@@ -189,7 +207,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn ready_only_with_schema_working_inserts_and_small_lag() {
+    async fn ready_only_with_schema_streams_working_inserts_and_small_lag() {
         let status = Status::new();
         let check = PipelineReady {
             status: status.clone(),
@@ -197,6 +215,17 @@ mod tests {
         };
         assert!(check.check().await.unwrap_err().contains("migrations"));
         status.set_schema(Ok(3));
+        assert_eq!(
+            check.check().await,
+            Err("JetStream set-up pending: not done yet".to_owned())
+        );
+        status.set_jetstream(Err("insufficient storage resources available".into()));
+        assert!(check
+            .check()
+            .await
+            .unwrap_err()
+            .contains("insufficient storage"));
+        status.set_jetstream(Ok(()));
         assert_eq!(check.check().await, Ok(()));
         status.insert_failed("connection refused".into());
         assert!(check

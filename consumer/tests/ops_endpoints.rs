@@ -1,5 +1,7 @@
 //! The consumer's operations endpoints against real NATS and ClickHouse servers.
 
+mod common;
+
 use std::time::Duration;
 
 use consumer::Config;
@@ -82,6 +84,55 @@ async fn not_ready_names_clickhouse_when_it_is_unreachable() {
     };
     // The pipeline is not ready either: it cannot apply its schema.
     assert_eq!(failing, expected);
+
+    consumer.stop(Duration::from_secs(5)).await;
+}
+
+/// A NATS server without room for the stream limits: the consumer stays
+/// unready, and `/readyz` and `/status` say why (it keeps trying).
+#[tokio::test]
+async fn not_ready_while_jetstream_cannot_reserve_the_streams() {
+    let nats = eye_testkit::NatsServer::builder()
+        .max_file_store("64MB")
+        .start()
+        .expect("nats-server");
+    let clickhouse = eye_testkit::shared_clickhouse();
+    let database = eye_testkit::unique_name("ops_storage");
+    let config = common::config(
+        &nats.url(),
+        &clickhouse.http_url(),
+        &database,
+        &["--stream-max-bytes", "1073741824"],
+    );
+    let consumer =
+        RunningService::start(|listener, shutdown| consumer::run(config, listener, shutdown)).await;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let body = loop {
+        let response = reqwest::get(consumer.url("/readyz")).await.unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        let body = response.text().await.unwrap();
+        if body.contains("JetStream set-up pending: ") {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "{body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(body.contains("insufficient storage resources"), "{body}");
+    assert!(body.contains("EYE_STREAM_MAX_BYTES"), "{body}");
+    let status: serde_json::Value = reqwest::get(consumer.url("/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["jetstream_ready"], false, "{status}");
+    assert!(
+        status["jetstream_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("1073741824 bytes")),
+        "{status}"
+    );
 
     consumer.stop(Duration::from_secs(5)).await;
 }
