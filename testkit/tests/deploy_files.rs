@@ -593,6 +593,26 @@ fn our_services_get_only_variables_their_binaries_read() {
     }
 }
 
+/// The gateway and the consumer both create or update the streams at
+/// start-up: different stream settings would undo each other.
+#[test]
+fn gateway_and_consumer_get_the_same_stream_settings() {
+    let compose = compose();
+    let services = services(&compose);
+    let streams = |name: &str| -> BTreeMap<String, String> {
+        environment(&services[name])
+            .into_iter()
+            .filter(|(variable, _)| variable.starts_with("EYE_STREAM_"))
+            .collect()
+    };
+    let gateway = streams("gateway");
+    assert!(
+        gateway.contains_key("EYE_STREAM_MAX_BYTES"),
+        "the byte limit can be set from the shell: {gateway:?}"
+    );
+    assert_eq!(gateway, streams("consumer"));
+}
+
 #[test]
 fn our_services_listen_on_their_published_port_and_reach_the_servers_by_name() {
     let compose = compose();
